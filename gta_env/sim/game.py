@@ -1,0 +1,323 @@
+"""`SimGame`: the embedded driving world behind the :class:`~gta_env.game.Game` protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from panda3d.core import NodePath
+
+from gta_env.game import FRAME_DT, CollisionEvent, Controls, Telemetry
+from gta_env.sim.autopilot import Autopilot, AutopilotConfig
+from gta_env.sim.physics import Car, CarSpec, Physics
+from gta_env.sim.render import Renderer
+from gta_env.sim.route import Route, build_route, nearest_directed_road
+from gta_env.sim.scene import Lighting, build_town_scene, car_mesh, marker_mesh
+from gta_env.sim.town import Town, TownConfig, generate_town
+
+_CAR_GROUND = -0.23  # the chassis origin rests this far above the ground
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Settings of the embedded world.
+
+    Attributes:
+        town: the procedural town generator's settings.
+        hood_size: ``(height, width)`` of the hood camera.
+        cinematic_size: ``(height, width)`` of the 3rd-person chase camera.
+        cameras: which cameras to create (``"hood"``, ``"cinematic"``).
+        renderer: ``"software"`` (CPU, no display) or ``"gl"`` (EGL).
+        purpose_marker: show a tall marker at the purpose point.
+        hood_fov: horizontal field of view of the hood camera, degrees.
+        cinematic_fov: horizontal field of view of the chase camera, degrees.
+        min_route_length: purpose points are at least this far along the road, metres.
+        autopilot: the expert's driving style.
+    """
+
+    town: TownConfig = field(default_factory=TownConfig)
+    hood_size: tuple[int, int] = (90, 160)
+    cinematic_size: tuple[int, int] = (180, 320)
+    cameras: tuple[str, ...] = ("hood",)
+    renderer: str = "software"
+    purpose_marker: bool = False
+    hood_fov: float = 80.0
+    cinematic_fov: float = 70.0
+    min_route_length: float = 150.0
+    autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
+
+
+class SimGame:
+    """A procedural town with a Bullet car, headless cameras and an autopilot expert.
+
+    Every instance owns its own scene graph, graphics engine and physics world.
+    """
+
+    name = "sim"
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.root = NodePath("world")
+        self.renderer = Renderer(renderer=self.config.renderer)
+        self.spec = CarSpec()
+        self.autopilot = Autopilot(self.spec, self.config.autopilot)
+        self.town: Town | None = None
+        self.physics: Physics | None = None
+        self.car: Car | None = None
+        self.route: Route | None = None
+        self._scene: NodePath | None = None
+        self._car_visual: NodePath | None = None
+        self._marker: NodePath | None = None
+        self._fade = 0.0
+        self._frame = 0
+        self._s = 0.0
+        self._off_route = 0.0
+        self._collisions: tuple[CollisionEvent, ...] = ()
+        self._expert: Controls | None = None
+        self._purpose = (0.0, 0.0)
+        self.traffic: list[object] = []
+
+    # -- Game protocol -------------------------------------------------------------------------
+    def load(self, seed: int) -> None:
+        """Generate the town for ``seed`` and place the car at a seed-chosen start."""
+        self._unload()
+        town = generate_town(seed, self.config.town)
+        self.town = town
+        self._scene = build_town_scene(town, self.root)
+        self.physics = Physics(town, self.root)
+        self.car = Car(self.physics, self.spec)
+        light = Lighting(town.sun, town.sun_color, town.ambient)
+        self._car_visual = self.car.node.attachNewNode(car_mesh((178, 24, 30), light, "player"))
+        self._car_visual.setZ(_CAR_GROUND)
+        self._marker = self.root.attachNewNode(marker_mesh(light))
+        if not self.config.purpose_marker:
+            self._marker.hide()
+        self._make_cameras(town)
+        self._frame = 0
+        self._fade = 0.0
+        self._place_randomly(np.random.default_rng([seed, 1]))
+
+    def step(self, controls: Controls) -> Telemetry:
+        """Advance one frame (1/30 s) with ``controls``."""
+        car, physics = self._require()
+        car.apply(controls)
+        physics.step(FRAME_DT)
+        self._frame += 1
+        self._collisions = physics.new_contacts(car.body)
+        self._update_route()
+        self._expert = None
+        return self.telemetry()
+
+    def telemetry(self) -> Telemetry:
+        """Current state of the car without advancing time."""
+        car, _ = self._require()
+        assert self.town is not None and self.route is not None
+        x, y = car.position
+        return Telemetry(
+            position=(x, y),
+            heading=car.heading,
+            speed=car.speed,
+            on_road=self.town.on_road(x, y),
+            purpose=self._purpose,
+            route_remaining=max(self.route.length - self._s, 0.0) + self._off_route,
+            collisions=self._collisions,
+            frame=self._frame,
+        )
+
+    def render(self, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Frames of the named cameras (faded when a fade is active)."""
+        missing = [c for c in cameras if c not in self.renderer.cameras]
+        if missing:
+            raise ValueError(
+                f"camera(s) {missing} not enabled; SimConfig.cameras is {self.config.cameras}"
+            )
+        frames = self.renderer.render(cameras)
+        if self._fade > 0.0:
+            scale = np.uint16(round((1.0 - self._fade) * 256))
+            frames = {
+                k: ((v.astype(np.uint16) * scale) >> 8).astype(np.uint8) for k, v in frames.items()
+            }
+        return frames
+
+    def new_purpose(self, rng: np.random.Generator) -> tuple[float, float]:
+        """Pick a purpose intersection reachable by road and plan the route to it."""
+        car, _ = self._require()
+        assert self.town is not None
+        town = self.town
+        if self.route is not None:
+            index, _, dist = self.route.project(*car.position)
+            directed = (
+                self.route.directed_at(index)
+                if dist < 15.0
+                else nearest_directed_road(town, *car.position, car.heading)
+            )
+        else:
+            directed = nearest_directed_road(town, *car.position, car.heading)
+        best: list[tuple[int, bool]] | None = None
+        for _ in range(12):
+            target = int(rng.integers(len(town.nodes)))
+            path = town.shortest_route(directed[0], directed[1], target)
+            length = sum(town.roads[r].length for r, _ in path[1:])
+            if best is None or length >= self.config.min_route_length:
+                best = path
+                if length >= self.config.min_route_length:
+                    break
+        assert best is not None
+        road, fw = best[-1]
+        target_node = town.roads[road].b if fw else town.roads[road].a
+        self._set_route(build_route(town, best, target_node))
+        x, y = town.nodes[target_node]
+        self._purpose = (float(x), float(y))
+        if self._marker is not None:
+            self._marker.setPos(x, y, 0.0)
+        return self._purpose
+
+    def teleport(self, rng: np.random.Generator) -> None:
+        """Move the car, at rest, to a random lane spot facing along its lane."""
+        self._place_randomly(rng)
+
+    def set_fade(self, level: float) -> None:
+        """0 = normal image, 1 = black."""
+        self._fade = float(np.clip(level, 0.0, 1.0))
+
+    def expert_action(self) -> Controls | None:
+        """The autopilot's controls for the current state (computed once per frame)."""
+        if self._expert is None:
+            car, _ = self._require()
+            assert self.route is not None
+            self._expert = self.autopilot.act(
+                self.route,
+                position=car.position,
+                heading=car.heading,
+                speed=car.speed,
+                s=self._s,
+                obstacle_ahead=self._obstacle_ahead,
+            )
+        return self._expert
+
+    def close(self) -> None:
+        """Free the graphics engine and physics world."""
+        self._unload()
+        self.renderer.close()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _require(self) -> tuple[Car, Physics]:
+        if self.car is None or self.physics is None:
+            raise RuntimeError("SimGame: call load(seed) before stepping or rendering")
+        return self.car, self.physics
+
+    def _unload(self) -> None:
+        if self.physics is not None:
+            self.physics.close()
+        for node in (self._scene, self._marker):
+            if node is not None:
+                node.removeNode()
+        for view in self.renderer.cameras.values():
+            self.renderer.engine.removeWindow(view.buffer)
+        self.renderer.cameras.clear()
+        self.town = self.physics = self.car = self.route = None
+        self._scene = self._marker = self._car_visual = None
+
+    def _make_cameras(self, town: Town) -> None:
+        assert self.car is not None
+        cfg = self.config
+        for name in cfg.cameras:
+            if name == "hood":
+                mount = self.car.node.attachNewNode("hood-mount")
+                # Above the front of the cabin: the bonnet fills the bottom ~15 % of the frame.
+                mount.setPosHpr(0, 1.2, 1.4 + _CAR_GROUND, 0, -6, 0)
+                self.renderer.add_camera(
+                    "hood",
+                    scene=self.root,
+                    parent=mount,
+                    size=cfg.hood_size,
+                    fov=cfg.hood_fov,
+                    near=0.25,
+                    far=350.0,
+                    clear_color=town.sky,
+                )
+            elif name == "cinematic":
+                mount = self.car.node.attachNewNode("chase-mount")
+                mount.setPos(0, -8.5, 3.4)
+                mount.lookAt(0, 6.0, 0.6)
+                self.renderer.add_camera(
+                    "cinematic",
+                    scene=self.root,
+                    parent=mount,
+                    size=cfg.cinematic_size,
+                    fov=cfg.cinematic_fov,
+                    near=0.5,
+                    far=350.0,
+                    clear_color=town.sky,
+                )
+            else:
+                raise ValueError(f"unknown camera {name!r}; choose from 'hood', 'cinematic'")
+
+    def _place_randomly(self, rng: np.random.Generator) -> None:
+        car, _ = self._require()
+        town = self.town
+        assert town is not None
+        for _ in range(50):
+            road = int(rng.integers(len(town.roads)))
+            forward = bool(rng.integers(2))
+            lane = town.lane_polyline(road, forward)
+            margin = town.junction_radius + 8.0
+            n = len(lane)
+            k = int(rng.integers(n))
+            s = np.linalg.norm(np.diff(lane, axis=0), axis=1).cumsum()
+            if n < 4 or k == 0 or s[k - 1] < margin or s[-1] - s[k - 1] < margin:
+                continue
+            if self._spot_occupied(lane[k]):
+                continue
+            d = lane[min(k + 1, n - 1)] - lane[k - 1]
+            heading = float(np.arctan2(-d[0], d[1]))
+            car.place(float(lane[k][0]), float(lane[k][1]), heading)
+            self.route = None
+            self._set_route(build_route(town, [(road, forward)], -1))
+            return
+        raise RuntimeError(f"town {town.seed}: found no free road spot to place the car")
+
+    def _spot_occupied(self, point: np.ndarray) -> bool:
+        return False
+
+    def _set_route(self, route: Route) -> None:
+        car, _ = self._require()
+        self.autopilot.prepare(route)
+        self.route = route
+        route.reset_hint(0)
+        _, self._s, dist = route.project(*car.position)
+        self._off_route = dist
+        self._expert = None
+
+    def _update_route(self) -> None:
+        car, _ = self._require()
+        assert self.route is not None and self.town is not None
+        _, s, dist = self.route.project(*car.position)
+        if dist > 20.0:
+            # Far off the planned path (a non-expert driver went elsewhere): re-plan to the
+            # same purpose point from the nearest road, so progress stays meaningful.
+            directed = nearest_directed_road(self.town, *car.position, car.heading)
+            target = self.route.target_node
+            if target >= 0:
+                path = self.town.shortest_route(directed[0], directed[1], target)
+                self._set_route(build_route(self.town, path, target))
+                return
+        self._s, self._off_route = s, dist
+
+    def _obstacle_ahead(self, route: Route, s: float, reach: float) -> float:
+        """Metres along the path to the first solid thing in the lane (``inf`` if none)."""
+        _, physics = self._require()
+        step = 5.0
+        # Start ahead of the bumper (the car's own body is solid to the rays too).
+        prev = route.point_at(s + 3.0)
+        t = s + 3.0
+        while t < s + reach:
+            nxt = route.point_at(t + step)
+            d = nxt - prev
+            n = np.array([d[1], -d[0]]) / (np.linalg.norm(d) + 1e-9)
+            for off in (-0.9, 0.0, 0.9):
+                a, b = prev + n * off, nxt + n * off
+                if physics.ray_hit((a[0], a[1], 0.7), (b[0], b[1], 0.7)):
+                    return t - s
+            prev, t = nxt, t + step
+        return float("inf")
