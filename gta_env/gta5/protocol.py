@@ -196,7 +196,7 @@ REQUESTS: dict[str, Schema] = {
     "subscribe": {"enabled": (_bool, True)},
     # Advance `frames` frames of 1/30 s game time, reply with the telemetry after them.
     "step": {"frames": (_int(1, 300), False)},
-    # Reload: deterministic start spot for `seed`; ensure the player sits in a car.
+    # Reload: stop the autopilot, deterministic start spot for `seed`, player in a car.
     "reset": {"seed": (_SEED, True), "vehicle": (_str(32), False)},
     # Explicit purpose point (and optional visible marker / blip).
     "set_purpose": {

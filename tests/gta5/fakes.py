@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+
+from gta_env.game import CollisionEvent, Controls, Telemetry
 from gta_env.gta5.bridge import BridgeServer, CommandError
 
 TOKEN = "t0ken-for-tests"
@@ -55,3 +59,77 @@ class EchoServer(BridgeServer):
     def handle_weather(self, weather: str) -> None:
         if weather == "XMAS":
             raise CommandError("no snow today")
+
+
+class LineGame:
+    """A trivial ``Game``: a car on a straight road; frames encode camera and frame number.
+
+    The expert always drives at throttle 0.5 and steers 0.1; hood frames are ``frame % 256``
+    in the red channel, cinematic frames are ``255 - frame % 256`` in the green channel, with a
+    gradient in blue so resizes are checked too.
+    """
+
+    name = "line"
+
+    def __init__(self, *, sizes: dict[str, tuple[int, int]] | None = None) -> None:
+        self.sizes = sizes or {"hood": (9, 16), "cinematic": (18, 32)}
+        self.x = 0.0
+        self.speed = 0.0
+        self.frame = 0
+        self.fade = 0.0
+        self.purpose = (0.0, 100.0)
+        self.applied: list[Controls] = []
+        self.loaded_seed: int | None = None
+        self.closed = False
+
+    def load(self, seed: int) -> None:
+        self.loaded_seed = seed
+        self.x, self.speed, self.frame = float(seed % 7), 0.0, 0
+
+    def step(self, controls: Controls) -> Telemetry:
+        self.applied.append(controls)
+        self.speed = max(self.speed + (controls.throttle - controls.brake) * 0.3, 0.0)
+        self.x += self.speed / 30
+        self.frame += 1
+        return self.telemetry()
+
+    def telemetry(self) -> Telemetry:
+        hit = (CollisionEvent("static", "pole", 2.0),) if self.frame == 3 else ()
+        return Telemetry(
+            position=(self.x, 0.0),
+            heading=-math.pi / 2,
+            speed=self.speed,
+            on_road=True,
+            purpose=self.purpose,
+            route_remaining=abs(self.purpose[1]) + 5.0,
+            collisions=hit,
+            frame=self.frame,
+        )
+
+    def render(self, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
+        out = {}
+        for camera in cameras:
+            h, w = self.sizes[camera]
+            frame = np.zeros((h, w, 3), np.uint8)
+            channel = 0 if camera == "hood" else 1
+            value = self.frame % 256 if camera == "hood" else 255 - self.frame % 256
+            frame[:, :, channel] = value
+            frame[:, :, 2] = (np.arange(w) * 7 % 256)[None, :]
+            out[camera] = (frame * (1.0 - self.fade)).astype(np.uint8)
+        return out
+
+    def new_purpose(self, rng: np.random.Generator) -> tuple[float, float]:
+        self.purpose = (float(rng.integers(100)), 100.0)
+        return self.purpose
+
+    def teleport(self, rng: np.random.Generator) -> None:
+        self.x, self.speed = float(rng.integers(1000)), 0.0
+
+    def set_fade(self, level: float) -> None:
+        self.fade = level
+
+    def expert_action(self) -> Controls | None:
+        return Controls(0.5, 0.0, 0.1)
+
+    def close(self) -> None:
+        self.closed = True
