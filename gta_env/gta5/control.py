@@ -9,6 +9,8 @@ steering in [-1, 1], positive = right) once per frame:
   the dead zone first (:func:`dead_zone_translate`, the original's *dead-zone translation*).
 * :class:`KeyboardPad` — ``pydirectinput`` scan codes (W, S, A, D). Keys are on or off, so an
   analog value becomes a pulse train whose duty cycle equals the value (:class:`DutyCycle`).
+* :class:`BridgePad` — sends the values through the bridge; the mod holds them with
+  ``SET_CONTROL_NORMAL`` (no driver needed).
 * :class:`FakePad` — records every value; the posing world reads it back as if it were the game
   polling a controller.
 
@@ -17,6 +19,7 @@ The optional packages are imported when a pad is built, never at module import.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -259,11 +262,41 @@ class KeyboardPad:
         self.release()
 
 
-CONTROLLERS = ("gamepad", "keyboard", "fake")
+class BridgePad:
+    """Controls sent through the bridge: the mod holds them with ``SET_CONTROL_NORMAL`` each frame.
+
+    Needs no driver or package at all, at the price of going through the game's script input
+    rather than a device (see ``docs/gta5.md``). The posing world reads them like its fake pad.
+
+    Args:
+        client: a connected :class:`~gta_env.gta5.bridge.BridgeClient`.
+        dead_zones: dead zones to translate around.
+    """
+
+    def __init__(self, client: Any, *, dead_zones: DeadZones | None = None) -> None:
+        self.client = client
+        self.dead_zones = dead_zones or DeadZones()
+
+    def apply(self, controls: Controls) -> None:
+        throttle, brake, steering = self.dead_zones.translate(controls)
+        self.client.request("controls", throttle=throttle, brake=brake, steer=steering)
+
+    def release(self) -> None:
+        if self.client.connected:
+            self.client.request("controls", throttle=0.0, brake=0.0, steer=0.0)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing is best effort
+            self.release()
 
 
-def make_pad(controller: str, *, dead_zones: DeadZones | None = None) -> Pad:
+CONTROLLERS = ("gamepad", "keyboard", "bridge", "fake")
+
+
+def make_pad(controller: str, *, dead_zones: DeadZones | None = None, client: Any = None) -> Pad:
     """Build the pad named ``controller`` (one of :data:`CONTROLLERS`).
+
+    ``"bridge"`` needs ``client``, a connected bridge client.
 
     Raises:
         ValueError: for an unknown name.
@@ -275,4 +308,8 @@ def make_pad(controller: str, *, dead_zones: DeadZones | None = None) -> Pad:
         return KeyboardPad()
     if controller == "fake":
         return FakePad(dead_zones=dead_zones)
+    if controller == "bridge":
+        if client is None:
+            raise ValueError("controller='bridge' needs a connected bridge client")
+        return BridgePad(client, dead_zones=dead_zones)
     raise ValueError(f"controller must be one of {CONTROLLERS}, got {controller!r}")

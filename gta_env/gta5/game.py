@@ -60,7 +60,8 @@ class GTA5Config:
         window_title: the game window's title.
         grabber: ``"auto"``, ``"mss"``, ``"dxcam"`` or ``"bettercam"``.
         crop: ``(top, bottom, left, right)`` pixels dropped from the grabbed image.
-        controller: ``"gamepad"`` (vgamepad), ``"keyboard"`` (pydirectinput) or ``"fake"``.
+        controller: ``"gamepad"`` (vgamepad), ``"keyboard"`` (pydirectinput), ``"bridge"``
+            (controls sent through the bridge, held by the mod) or ``"fake"``.
         dead_zones: the game's stick/trigger dead zones, translated around by the pad.
         lockstep: pause the game between steps (time advances only in :meth:`GTA5Game.step`).
         autopilot: let the NPC driver drive to every purpose point (data collection).
@@ -220,7 +221,9 @@ class GTA5Game:
         self.client.connect()
         try:
             self.pad: Pad = (
-                pad if pad is not None else make_pad(cfg.controller, dead_zones=cfg.dead_zones)
+                pad
+                if pad is not None
+                else make_pad(cfg.controller, dead_zones=cfg.dead_zones, client=self.client)
             )
             if capture is None:
                 region = cfg.region
@@ -237,6 +240,30 @@ class GTA5Game:
         self._camera: str | None = None
         self.camera_mismatches = 0
         """Grabs thrown away because another camera was on screen."""
+
+    @classmethod
+    def from_env_config(
+        cls, env_config: Any, cameras: tuple[str, ...], **overrides: Any
+    ) -> GTA5Game:
+        """Build from the environment's ``EnvConfig`` (sizes, marker, bridge address).
+
+        The controller comes from ``overrides``, else the ``GTA5DRIVE_CONTROLLER`` environment
+        variable, else ``"gamepad"``.
+        """
+        import os
+
+        fields: dict[str, Any] = {
+            "host": env_config.bridge_host,
+            "hood_size": tuple(env_config.hood_size),
+            "cinematic_size": tuple(env_config.cinematic_size),
+            "cameras": tuple(cameras),
+            "purpose_marker": bool(env_config.purpose_marker),
+            "controller": os.environ.get("GTA5DRIVE_CONTROLLER", "gamepad"),
+        }
+        if env_config.bridge_port is not None:
+            fields["port"] = env_config.bridge_port
+        fields.update(overrides)
+        return cls(config=GTA5Config(**fields))
 
     # -- Game protocol ----------------------------------------------------------------------
 

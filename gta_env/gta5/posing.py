@@ -9,14 +9,15 @@ With it the whole ``backend="gta5"`` path (bridge, capture, pad, :class:`~gta_en
 runs without Windows or the game.
 
 Differences from the real mod, because the ``Game`` protocol has no such operations: explicit
-purpose points and teleport coordinates, autopilot to an explicit coordinate, weather and time are
-answered with an error; the world is always lockstep (time advances only through ``step``); the
+purpose points and teleport coordinates and autopilot to an explicit coordinate are answered with
+an error; weather and time are accepted and ignored (the town's seed sets them); the world is always lockstep (time advances only through ``step``); the
 ``extra`` camera exists only if the game renders it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from gta_env.game import CAMERA_NAMES, Controls, Game, Telemetry
 from gta_env.gta5.bridge import BridgeServer, CommandError
 from gta_env.gta5.capture import Region
 from gta_env.gta5.control import FakePad
+
+log = logging.getLogger("gta_env.gta5.posing")
 
 # -- displays: where the posing world's "screen" is ----------------------------------------
 
@@ -158,7 +161,15 @@ class TkDisplay:
         self._root.tk.eval("update idletasks")
 
     def close(self) -> None:
-        self._root.destroy()
+        # Drop every Tcl object on this (the creating) thread: Tcl aborts the process if one is
+        # finalised later by another thread's garbage collection.
+        import gc
+
+        root = self._root
+        del self._photo, self._label, self._root
+        root.destroy()
+        del root
+        gc.collect()
 
 
 # -- the server -----------------------------------------------------------------------------
@@ -202,7 +213,8 @@ class PosingServer(BridgeServer):
 
     Args:
         token: the shared secret clients must present.
-        pad: the pad whose state is read as the car's controls each frame.
+        pad: the pad whose state is read as the car's controls each frame (shared with an
+            in-process :class:`~gta_env.gta5.GTA5Game`); ``controls`` messages also set it.
         game: the game to serve; or
         game_factory: builds the game on the server's dispatch thread (for thread-affine
             renderers); the server then also closes it.
@@ -217,7 +229,7 @@ class PosingServer(BridgeServer):
         self,
         *,
         token: str,
-        pad: FakePad,
+        pad: FakePad | None = None,
         game: Game | None = None,
         game_factory: Callable[[], Game] | None = None,
         display: Display | None = None,
@@ -234,7 +246,7 @@ class PosingServer(BridgeServer):
         bad = [c for c in cameras if c not in CAMERA_NAMES]
         if bad or not cameras:
             raise ValueError(f"PosingServer cameras must be from {CAMERA_NAMES}, got {cameras}")
-        self.pad = pad
+        self.pad = pad if pad is not None else FakePad()
         self.game: Game | None = game
         self._game_factory = game_factory
         self.display: Display | None = display
@@ -387,8 +399,12 @@ class PosingServer(BridgeServer):
     def handle_pause(self, paused: bool) -> None:
         self.paused = paused  # the posing world is always lockstep: time moves only in step
 
+    def handle_controls(self, throttle: float, brake: float, steer: float) -> None:
+        self.pad.apply(Controls(throttle, brake, steer))
+
     def handle_weather(self, weather: str) -> None:
-        raise CommandError("the posing world's weather comes from its town seed; use weather=None")
+        # Accepted so that game configs work unchanged; the town's seed sets its weather.
+        log.info("posing world: weather %s ignored (the town seed sets the weather)", weather)
 
     def handle_time(self, hour: int, minute: int = 0) -> None:
-        raise CommandError("the posing world's time of day comes from its town seed; use hour=None")
+        log.info("posing world: time %02d:%02d ignored (the town seed sets the time)", hour, minute)

@@ -237,6 +237,12 @@ REQUESTS: dict[str, Schema] = {
     "camera_cycle": {"cameras": (_list(_CAMERA, 0, 3), True)},
     "weather": {"weather": (_str(16, WEATHERS), True)},
     "time": {"hour": (_int(0, 23), True), "minute": (_int(0, 59), False)},
+    # Controls through the bridge (controller="bridge"): held until the next controls message.
+    "controls": {
+        "throttle": (_float(0, 1), True),
+        "brake": (_float(0, 1), True),
+        "steer": (_float(-1, 1), True),
+    },
     # Lockstep: when paused, game time only advances through `step`.
     "pause": {"paused": (_bool, True)},
     "bye": {},

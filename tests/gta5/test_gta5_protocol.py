@@ -117,6 +117,7 @@ def test_every_command_has_a_minimal_valid_form():
         "weather": {"weather": "RAIN"},
         "time": {"hour": 12},
         "pause": {"paused": True},
+        "controls": {"throttle": 0.5, "brake": 0.0, "steer": -0.25},
     }
     for command in protocol.REQUESTS:
         body = minimal.get(command, {})

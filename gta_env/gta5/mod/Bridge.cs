@@ -84,6 +84,9 @@ namespace Gta5Drive
             { "weather", new Dictionary<string, Field> { { "weather", new Field("string", true, 0, 16, Weathers) } } },
             { "time", new Dictionary<string, Field> {
                 { "hour", new Field("int", true, 0, 23) }, { "minute", new Field("int", false, 0, 59) } } },
+            { "controls", new Dictionary<string, Field> {
+                { "throttle", new Field("float", true, 0, 1) }, { "brake", new Field("float", true, 0, 1) },
+                { "steer", new Field("float", true, -1, 1) } } },
             { "pause", new Dictionary<string, Field> { { "paused", new Field("bool", true) } } },
             { "bye", new Dictionary<string, Field>() },
         };

@@ -31,6 +31,8 @@ namespace Gta5Drive
         float fade;
         float lastSpeed;
         Random rng = new Random(0);
+        bool bridgeControls;
+        float ctlThrottle, ctlBrake, ctlSteer;
 
         // Pending operations, finished on later ticks.
         Request pendingStep;
@@ -91,6 +93,13 @@ namespace Gta5Drive
                 if (request.Conn.Closed) continue;
                 try { Execute(request); }
                 catch (Exception ex) { server.Reject(request.Conn, request.Id, request.Type + ": " + ex.Message); }
+            }
+            if (bridgeControls && !autopilot)
+            {
+                // Controls 71/72/59: INPUT_VEH_ACCELERATE, INPUT_VEH_BRAKE, INPUT_VEH_MOVE_LR (+ = right).
+                Function.Call(Hash._SET_CONTROL_NORMAL, 0, 71, ctlThrottle);
+                Function.Call(Hash._SET_CONTROL_NORMAL, 0, 72, ctlBrake);
+                Function.Call(Hash._SET_CONTROL_NORMAL, 0, 59, ctlSteer);
             }
             AdvancePending();
             if (cycle.Length > 0) ShowCamera(cycle[(int)(frame % cycle.Length)]);
@@ -183,6 +192,13 @@ namespace Gta5Drive
                     break;
                 case "time":
                     Function.Call(Hash.SET_CLOCK_TIME, (int)L(r, "hour", 12), (int)L(r, "minute", 0), 0);
+                    Ok(r);
+                    break;
+                case "controls":
+                    bridgeControls = true;
+                    ctlThrottle = F(r, "throttle", 0);
+                    ctlBrake = F(r, "brake", 0);
+                    ctlSteer = F(r, "steer", 0);
                     Ok(r);
                     break;
                 case "pause":
