@@ -139,7 +139,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             np.array([0, -1, -1], np.float32), np.array([1, 1, 1], np.float32), dtype=np.float32
         )
         obs["speed"] = spaces.Box(0.0, cfg.max_speed, (1,), np.float32)
-        self.observation_space = spaces.Dict(obs)
+        self.observation_space = spaces.Dict(obs)  # type: ignore[assignment]
         if cfg.action_mode == "pedal":
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         else:
@@ -203,7 +203,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 break
         return self._observe(), float(reward), terminated, truncated, self._info(events)
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
         if self._telemetry is None:
@@ -231,7 +231,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             )
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action contains NaN or inf: {a.tolist()}")
-        a = np.clip(a, self.action_space.low, self.action_space.high)
+        box = self.action_space
+        assert isinstance(box, spaces.Box)
+        a = np.clip(a, box.low, box.high)
         if self.config.action_mode == "pedal":
             return Controls.from_pedal(float(a[0]), float(a[1]))
         return Controls(float(a[0]), float(a[1]), float(a[2]))
@@ -359,7 +361,7 @@ def make_game(config: EnvConfig, cameras: tuple[str, ...]) -> Game:
 
         port = config.bridge_port if config.bridge_port is not None else gta5.DEFAULT_PORT
         if gta5.probe(config.bridge_host, port, config.bridge_timeout):
-            return gta5.GTA5Game.from_env_config(config, cameras)  # type: ignore[attr-defined,no-any-return]
+            return gta5.GTA5Game.from_env_config(config, cameras)
         if config.backend == "gta5":
             raise RuntimeError(
                 f"backend='gta5': no game bridge answered on {config.bridge_host}:{port} within "

@@ -120,7 +120,9 @@ class MeshBuilder:
         xy = local @ np.array([[c, s], [-s, c]]) + (box.x, box.y)
         z0, z1 = box.base, box.base + box.height
         base = tuple(color) if color is not None else box.color
-        pos, cols, tris = [], [], []
+        pos: list[tuple[float, float, float]] = []
+        cols: list[np.ndarray] = []
+        tris: list[tuple[int, int, int]] = []
         for k in range(4):
             a, b = xy[k], xy[(k + 1) % 4]
             edge = b - a
@@ -270,9 +272,10 @@ def build_town_scene(town: Town, root: NodePath) -> NodePath:
     return scene
 
 
-def car_mesh(color: Iterable[int], light: Lighting, name: str = "car") -> GeomNode:
+def car_mesh(color: tuple[int, int, int], light: Lighting, name: str = "car") -> GeomNode:
     """A low-poly car (body, cabin, wheels) centred at the origin, facing +y."""
-    body = tuple(color)
+    r, g, b = color
+    body = (int(r), int(g), int(b))
     mb = MeshBuilder()
     mb.add_box(Box(0, 0, 0, 1.8, 4.3, 0.65, "car", body, 0.35), light)
     mb.add_box(Box(0, -0.3, 0, 1.6, 2.1, 0.55, "car", body, 1.0), light)

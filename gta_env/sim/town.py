@@ -251,7 +251,10 @@ def generate_town(seed: int, config: TownConfig | None = None) -> Town:
     for k in rng.permutation(len(links)):
         if to_drop == 0:
             break
-        a, b = links[k]  # type: ignore[misc]
+        link = links[k]
+        if link is None:
+            continue
+        a, b = link
         if degree[a] <= 2 or degree[b] <= 2:
             continue
         trial = [link for i, link in enumerate(links) if i != k and link is not None]
@@ -292,10 +295,10 @@ def generate_town(seed: int, config: TownConfig | None = None) -> Town:
     road_mask = np.zeros(shape, np.uint8)
     kerb_mask = np.zeros(shape, np.uint8)
     for road in roads:
-        pts = to_px(road.points)[None]
-        cv2.polylines(road_mask, pts, False, 1, int(2 * cfg.road_half_width / res), cv2.LINE_8, 4)
+        line = [to_px(road.points)]
+        cv2.polylines(road_mask, line, False, 1, int(2 * cfg.road_half_width / res), cv2.LINE_8, 4)
         kerb = 2 * (cfg.road_half_width + cfg.sidewalk_width)
-        cv2.polylines(kerb_mask, pts, False, 1, int(kerb / res), cv2.LINE_8, 4)
+        cv2.polylines(kerb_mask, line, False, 1, int(kerb / res), cv2.LINE_8, 4)
     for p in nodes:
         c = tuple(int(v) for v in to_px(p))
         cv2.circle(road_mask, c, int(junction_radius / res * 16), 1, -1, cv2.LINE_8, 4)
