@@ -1,0 +1,62 @@
+"""`gta5drive dataset-info`: counts, sizes, corrupt chunks and action histograms of a store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``dataset-info`` subcommand."""
+    p = subparsers.add_parser(
+        "dataset-info",
+        help="describe a demonstration store: counts, bytes/sample, corrupt chunks, histograms",
+        description=(
+            "Print samples, chunks, episodes, towns, bytes per sample and skipped (corrupt or "
+            "truncated) chunks of the store in DIR, and draw action histograms. Exit status 1 "
+            "when corrupt chunks were found."
+        ),
+    )
+    p.add_argument("dir", type=Path, help="the store directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="histogram folder (default: runs/dataset-info/<DIR name>)",
+    )
+    p.add_argument("--verify", action="store_true", help="also decode every frame (slow)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the store report and write actions.png."""
+    import warnings
+
+    from imitation.plots import save_value_histograms
+    from imitation.storage import CorruptChunkWarning, SampleStore
+
+    if not args.dir.is_dir():
+        raise SystemExit(f"{args.dir}: no such store directory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptChunkWarning)  # listed in the report below
+        store = SampleStore(args.dir)
+        report = store.verify() if args.verify else store.report()
+    print(report)
+    if report.samples:
+        out = args.out or Path("runs/dataset-info") / args.dir.resolve().name
+        action = store.column("action")
+        executed = store.column("executed_action")
+        png = save_value_histograms(
+            out / "actions.png",
+            {
+                "throttle_brake (label)": action[:, 0],
+                "steering (label)": action[:, 1],
+                "throttle_brake (executed)": executed[:, 0],
+                "steering (executed)": executed[:, 1],
+            },
+            title=f"{args.dir.name}: {report.samples} samples",
+        )
+        speed = store.column("speed")[:, 0]
+        print(f"  speed: mean {speed.mean():.1f} m/s, max {speed.max():.1f} m/s")
+        print(f"histograms: {png}")
+    return 1 if report.corrupt else 0
