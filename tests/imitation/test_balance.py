@@ -191,8 +191,8 @@ def test_v3_sets_per_output_keep_all_outputs() -> None:
         assert sorted(SIGNED_V2.index(values).tolist()) == list(range(21))
     # Exact after-histograms over all selected samples (both outputs kept in every sample):
     after = balancer.histograms(actions, result)
-    tb = [6 + 4] * 21  # 6 throttle sets + 4 steering sets, whose samples all sit in bin 16 ...
-    tb[16] = 6 + 4 * 21  # ... except their own one per steering bin: all at throttle 0.55
+    # 6 throttle sets give one per throttle bin; the 4 steering sets' samples all sit at
+    # throttle 0.55 (bin 16), and the other way round.
     tb = [6] * 21
     tb[16] += 4 * 21
     assert after["throttle_brake"][1].tolist() == tb
