@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,7 @@ __all__ = [
     "ModelConfig",
     "DrivingModel",
     "OutputSpec",
+    "as_model_inputs",
     "build_model",
     "build_backbone",
     "list_models",
@@ -370,6 +372,31 @@ class DrivingModel(nn.Module):
         if c.needs_prev_action:
             inputs["prev_action"] = torch.rand(batch_size, c.action_size, generator=g) * 2 - 1
         return inputs
+
+
+UNBATCHED_NDIM = {"hood": 3, "cinematic": 3, "history": 2}
+"""Rank of one (unbatched) observation per key; other keys are vectors (rank 1)."""
+
+
+def as_model_inputs(
+    obs: Mapping[str, Any], *, device: torch.device | str = "cpu"
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """Observation dict (numpy, one or a batch) → model input tensors with a batch axis.
+
+    Returns:
+        (inputs, batched): ``batched`` is False when a single observation was given.
+    """
+    hood = obs.get("hood")
+    if hood is None:
+        raise KeyError(f"observation needs a 'hood' camera, got keys {sorted(obs)}")
+    batched = np.ndim(hood) == 4
+    inputs = {}
+    for key, value in obs.items():
+        t = torch.as_tensor(np.asarray(value))
+        if not batched and t.ndim == UNBATCHED_NDIM.get(key, 1):
+            t = t[None]
+        inputs[key] = t.to(device)
+    return inputs, batched
 
 
 def build_model(name: str, **cfg: Any) -> DrivingModel:

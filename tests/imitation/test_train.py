@@ -1,0 +1,182 @@
+"""The trainer learns a simple image→label function, resumes exactly, and logs what it should."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imitation.buffer import BufferConfig
+from imitation.checkpoint import load_checkpoint
+from imitation.models import ModelConfig, OutputSpec
+from imitation.train import AugmentConfig, TrainConfig, Trainer, augment_batch
+
+H, W = 24, 48
+
+
+class ColumnStore:
+    """Synthetic storage: a bright column at a random x; steering = its position in [-1, 1].
+
+    Episodes of 40 consecutive steps; towns 0–4 (town = episode % 5).
+    """
+
+    def __init__(self, n: int = 2000, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.col = rng.integers(0, W, n)
+        hood = rng.integers(0, 60, (n, H, W, 3), dtype=np.uint8)
+        hood[np.arange(n), :, self.col] = 255
+        steering = (2 * self.col / (W - 1) - 1).astype(np.float32)
+        speed = rng.uniform(0, 20, (n, 1)).astype(np.float32)
+        throttle = np.clip(1 - speed[:, 0] / 10, -1, 1).astype(np.float32)
+        angle = rng.uniform(-np.pi, np.pi, n)
+        episode = np.arange(n) // 40
+        self.data: dict[str, np.ndarray] = {
+            "hood": hood,
+            "action": np.stack([throttle, steering], axis=1),
+            "executed_action": np.stack([throttle, steering], axis=1),
+            "speed": speed,
+            "purpose": np.stack([rng.uniform(0, 1, n), np.sin(angle), np.cos(angle)], 1).astype(
+                np.float32
+            ),
+            "time": np.arange(n) / 30.0,
+            "step": (np.arange(n) % 40).astype(np.int64),
+            "episode_id": episode.astype(np.int64),
+            "town_id": (episode % 5).astype(np.int64),
+        }
+
+    def __len__(self) -> int:
+        return len(self.col)
+
+    def read_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[np.asarray(indices)] for k, v in self.data.items()}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: small convolutions are faster and timing-stable on a shared 2-CPU box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def store() -> ColumnStore:
+    return ColumnStore()
+
+
+def small_config(**changes: object) -> TrainConfig:
+    base = {
+        "model": ModelConfig(backbone="pilotnet", image_size=(H, W), dense=256),
+        "steps": 200,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "warmup_steps": 10,
+        "buffer": BufferConfig(capacity=400, start_fill=0.9),
+        "augment": AugmentConfig(brightness=0.1, contrast=0.1, saturation=0.1, flip=0.5),
+        "val_towns": (4,),
+        "val_samples": 400,
+        "val_every": 0,
+        "checkpoint_every": 0,
+        "log_every": 50,
+        "image_every": 100,
+        "progress": False,
+        "device": "cpu",
+    }
+    base.update(changes)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_learns_steering_from_pixels(store: ColumnStore, tmp_path: Path) -> None:
+    trainer = Trainer(config=small_config(), store=store, out_dir=tmp_path)
+    val = trainer.train()
+    trainer.close()
+    baseline = val["val/steering_mse_mean_baseline"]
+    assert val["val/steering_mse"] < 0.35 * baseline, val
+    # validation came only from the held-out town
+    assert trainer.val_indices is not None and set(store.data["town_id"][trainer.val_indices]) == {
+        4
+    }
+    assert trainer.train_indices is not None and 4 not in set(
+        store.data["town_id"][trainer.train_indices]
+    )
+    # TensorBoard event file, checkpoint and its JSON twin exist
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    final = tmp_path / "checkpoints" / "step-00000200.safetensors"
+    assert final.exists() and final.with_suffix(".json").exists()
+    logged = {k for h in trainer.history for k in h}
+    assert {"train/loss", "train/samples_per_s", "train/buffer/shared/fill", "val/loss"} <= logged
+
+
+def _train(store: ColumnStore, out: Path, steps: int | None, resume: Path | None = None) -> Trainer:
+    cfg = small_config(
+        steps=12,
+        model=ModelConfig(
+            backbone="pilotnet",
+            image_size=(H, W),
+            dense=32,
+            dropout=0.1,
+            frame_stack=2,
+            history=4,
+            outputs=(OutputSpec(name="throttle_brake", kind="delta"), OutputSpec(name="steering")),
+        ),
+        buffer=BufferConfig(capacity=100, start_fill=0.9, per_output=True),
+        image_every=0,
+        val_towns=(),
+    )
+    trainer = Trainer(config=cfg, store=store, out_dir=out, resume=resume)
+    trainer.train(steps)
+    trainer.close()
+    return trainer
+
+
+def test_resume_is_exact(store: ColumnStore, tmp_path: Path) -> None:
+    straight = _train(store, tmp_path / "a", None)
+    _train(store, tmp_path / "b", 5)
+    resumed = _train(
+        store,
+        tmp_path / "b",
+        None,
+        resume=tmp_path / "b" / "checkpoints" / "step-00000005.safetensors",
+    )
+    assert resumed.step == straight.step == 12
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    ca = load_checkpoint(tmp_path / "a" / "checkpoints")
+    cb = load_checkpoint(tmp_path / "b" / "checkpoints")
+    assert ca.step == cb.step == 12
+    for key in ca.optimizer:
+        assert torch.equal(ca.optimizer[key], cb.optimizer[key]), key
+
+
+def test_flip_negates_steering_and_purpose_sine() -> None:
+    rng = np.random.default_rng(0)
+    hood = rng.integers(0, 255, (4, 5, 6, 3), dtype=np.uint8)
+    batch: dict[str, np.ndarray] = {
+        "hood": hood.copy(),
+        "action": np.array([[0.5, 0.3]] * 4, np.float32),
+        "purpose": np.array([[0.2, 0.6, 0.8]] * 4, np.float32),
+        "history": np.ones((4, 3, 6), np.float32),
+    }
+    out = augment_batch(
+        batch, AugmentConfig(brightness=0, contrast=0, saturation=0, flip=1.0), rng, steering=1
+    )
+    np.testing.assert_array_equal(out["hood"], hood[:, :, ::-1])
+    np.testing.assert_allclose(out["action"][:, 1], [-0.3] * 4, rtol=1e-6)
+    np.testing.assert_allclose(out["action"][:, 0], [0.5] * 4, rtol=1e-6)
+    np.testing.assert_allclose(out["purpose"][:, 1], [-0.6] * 4, rtol=1e-6)
+    np.testing.assert_array_equal(out["history"][0, 0], [1, -1, 1, 1, -1, 1])
+
+
+def test_config_round_trip_and_errors() -> None:
+    cfg = small_config()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="start threshold"):
+        small_config(batch_size=1000)
+    with pytest.raises(ValueError, match="exactly one data source"):
+        Trainer(config=cfg)
