@@ -30,6 +30,15 @@ from gta_env.gta5.capture import (
 from gta_env.gta5.control import CONTROLLERS, DeadZones, Pad, make_pad
 from gta_env.gta5.protocol import DEFAULT_PORT, WEATHERS
 
+WEATHER_PRESETS: dict[str, tuple[str, int]] = {
+    "clear": ("EXTRASUNNY", 12),
+    "overcast": ("OVERCAST", 12),
+    "fog": ("FOGGY", 10),
+    "dusk": ("CLEAR", 19),
+    "night": ("CLEAR", 23),
+}
+"""The environment's weather presets as GTA ``(weather, hour)``."""
+
 DRIVING_STYLE_NORMAL = 786603
 """GTA V driving-style flags of a law-abiding driver (stops at lights, avoids cars and peds)."""
 
@@ -329,6 +338,17 @@ class GTA5Game:
         if self.config.autopilot and self._wire is not None and self._wire["purpose"] is not None:
             self._start_autopilot()
         self._update(self.client.request("telemetry"))
+
+    def set_weather(self, name: str, rng: np.random.Generator) -> str:
+        """Set a weather preset (see :data:`WEATHER_PRESETS`) or ``"random"``; returns the name."""
+        if name == "random":
+            name = sorted(WEATHER_PRESETS)[int(rng.integers(len(WEATHER_PRESETS)))]
+        if name not in WEATHER_PRESETS:
+            raise ValueError(f"weather={name!r} is not one of {(*WEATHER_PRESETS, 'random')}")
+        weather, hour = WEATHER_PRESETS[name]
+        self.client.request("weather", weather=weather)
+        self.client.request("time", hour=hour, minute=0)
+        return name
 
     def set_fade(self, level: float) -> None:
         self.client.request("fade", level=float(min(max(level, 0.0), 1.0)), ms=self.config.fade_ms)

@@ -10,7 +10,7 @@ runs without Windows or the game.
 
 Differences from the real mod, because the ``Game`` protocol has no such operations: explicit
 purpose points and teleport coordinates and autopilot to an explicit coordinate are answered with
-an error; weather and time are accepted and ignored (the town's seed sets them); the world is always lockstep (time advances only through ``step``); the
+an error; GTA weather and hour are mapped onto the game's weather presets; the world is always lockstep (time advances only through ``step``); the
 ``extra`` camera exists only if the game renders it.
 """
 
@@ -258,6 +258,8 @@ class PosingServer(BridgeServer):
         self.paused = True
         self.fade = 0.0
         self.loaded = False
+        self._gta_weather = "EXTRASUNNY"
+        self._gta_hour = 12
         if display is not None:
             self.window = dataclasses.asdict(display.region)
 
@@ -403,8 +405,38 @@ class PosingServer(BridgeServer):
         self.pad.apply(Controls(throttle, brake, steer))
 
     def handle_weather(self, weather: str) -> None:
-        # Accepted so that game configs work unchanged; the town's seed sets its weather.
-        log.info("posing world: weather %s ignored (the town seed sets the weather)", weather)
+        self._gta_weather = weather
+        self._apply_weather()
 
     def handle_time(self, hour: int, minute: int = 0) -> None:
-        log.info("posing world: time %02d:%02d ignored (the town seed sets the time)", hour, minute)
+        self._gta_hour = hour
+        self._apply_weather()
+
+    def _apply_weather(self) -> None:
+        """Map GTA weather and hour onto the game's presets when it has ``set_weather``."""
+        set_weather = getattr(self.game, "set_weather", None)
+        if set_weather is None or not self.loaded:
+            log.info("posing world: weather/time ignored (this game has no set_weather)")
+            return
+        hour = self._gta_hour
+        if hour >= 21 or hour < 5:
+            preset = "night"
+        elif hour >= 17:
+            preset = "dusk"
+        elif self._gta_weather in ("FOGGY", "SMOG"):
+            preset = "fog"
+        elif self._gta_weather in (
+            "OVERCAST",
+            "CLOUDS",
+            "RAIN",
+            "THUNDER",
+            "CLEARING",
+            "SNOW",
+            "BLIZZARD",
+            "SNOWLIGHT",
+            "XMAS",
+        ):
+            preset = "overcast"
+        else:
+            preset = "clear"
+        set_weather(preset, np.random.default_rng(0))

@@ -125,6 +125,10 @@ class LineGame:
     def teleport(self, rng: np.random.Generator) -> None:
         self.x, self.speed = float(rng.integers(1000)), 0.0
 
+    def set_weather(self, name: str, rng: np.random.Generator) -> str:
+        self.weather = name
+        return name
+
     def set_fade(self, level: float) -> None:
         self.fade = level
 

@@ -127,10 +127,15 @@ def test_teleport_and_fade(posed):
     assert gta.render(("hood",))["hood"].any()
 
 
-def test_unsupported_commands_say_so(posed):
+def test_weather_presets_and_unsupported_commands(posed):
     gta, *_ = posed
     gta.load(0)
-    gta.client.request("weather", weather="RAIN")  # accepted, ignored
+    assert gta.set_weather("fog", np.random.default_rng(0)) == "fog"
+    assert posed[1].weather == "fog"
+    assert gta.set_weather("night", np.random.default_rng(0)) == "night"
+    assert posed[1].weather == "night"
+    with pytest.raises(ValueError, match="weather="):
+        gta.set_weather("sunny", np.random.default_rng(0))
     with pytest.raises(CommandFailed, match="random road spots"):
         gta.client.request("teleport", x=1.0, y=2.0)
     with pytest.raises(ValueError, match="not enabled"):
