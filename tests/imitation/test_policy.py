@@ -52,7 +52,9 @@ def test_policy_acts_on_wrapped_env(checkpoint: Path) -> None:
         np.testing.assert_array_equal(action, policy.predict(obs))  # deterministic
         obs, *_ = env.step(action)
     batch = {k: np.stack([v, v]) for k, v in obs.items()}
-    np.testing.assert_allclose(policy.predict(batch), np.stack([policy.predict(obs)] * 2), atol=1e-6)
+    np.testing.assert_allclose(
+        policy.predict(batch), np.stack([policy.predict(obs)] * 2), atol=1e-6
+    )
     image = convcam(policy.model, obs)
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
 

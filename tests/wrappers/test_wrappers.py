@@ -7,9 +7,9 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import FakeDriveEnv
 from gymnasium.utils.env_checker import check_env
 
+from tests.wrappers.conftest import FakeDriveEnv
 from wrappers import (
     DeadZoneAction,
     FrameStackCameras,
