@@ -69,18 +69,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def open_store(path: str) -> Any:
     """Open a demonstrations storage folder for reading."""
-    from imitation import (
-        storage,  # imported here: the storage module is optional for other commands
-    )
+    from imitation.storage import SampleStore
 
-    for name in ("open_store", "open_storage"):
-        opener = getattr(storage, name, None)
-        if callable(opener):
-            return opener(path)
-    cls = getattr(storage, "Storage", None)
-    if cls is None:
-        raise RuntimeError("imitation.storage offers no way to open a store")
-    return cls.open(path) if hasattr(cls, "open") else cls(path)
+    return SampleStore(path)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
