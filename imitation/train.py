@@ -239,13 +239,20 @@ class MetaTable:
     """Small columns of every stored sample (actions, speed, purpose, ids), read once.
 
     Used to split by town, and to build history rows and previous actions without reading
-    frames again. A storage may offer ``read_meta()`` returning these columns to skip the scan.
+    frames again. Uses the storage's ``column(key)`` (or ``read_meta()``) when it has one, else
+    one chunked scan with ``read_batch``.
     """
 
     def __init__(self, store: Store) -> None:
         reader = getattr(store, "read_meta", None)
+        column = getattr(store, "column", None)
         if callable(reader):
             cols = dict(reader())
+        elif callable(column):  # SampleStore keeps its small columns in its index
+            cols = {}
+            for key in META_COLUMNS:
+                with contextlib.suppress(KeyError, ValueError):
+                    cols[key] = np.asarray(column(key))
         else:
             parts: dict[str, list[np.ndarray]] = {}
             for start in range(0, len(store), 1024):
