@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gta_env.sim.weather import WEATHERS
+
 CAMERA_PRESETS: dict[str, tuple[int, int]] = {
     "small": (90, 160),
     "medium": (135, 240),
@@ -61,6 +63,8 @@ class EnvConfig:
         town_seed: fixed town for every reset; ``None`` → a new town per reset from the env RNG.
         town_grid: intersections per side of a generated town.
         traffic: number of traffic cars (embedded world).
+        weather: ``"clear"``, ``"overcast"``, ``"fog"``, ``"dusk"``, ``"night"`` or
+            ``"random"`` (a preset drawn and jittered per episode from the env RNG).
         purpose_marker: show a marker at the purpose point (visible from the hood).
         purpose_radius: metres from the purpose point that count as reaching it.
         purpose_distance_scale: metres that map to 1.0 in the purpose vector's distance.
@@ -91,12 +95,13 @@ class EnvConfig:
     town_seed: int | None = None
     town_grid: int = 4
     traffic: int = 0
+    weather: str = "clear"
     purpose_marker: bool = False
     purpose_radius: float = 10.0
     purpose_distance_scale: float = 300.0
     max_speed: float = 50.0
     on_stuck: str = "teleport"
-    stuck_window: float = 5.0
+    stuck_window: float = 8.0
     stuck_distance: float = 2.0
     fade_frames: int = 10
     reward_progress: float = 0.1
@@ -123,6 +128,8 @@ class EnvConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+        if self.weather not in (*WEATHERS, "random"):
+            raise ValueError(f"weather={self.weather!r} is not one of {(*WEATHERS, 'random')}")
         for name in ("cinematic", "purpose_marker", "terminate_on_collision", "expert_in_info"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -82,7 +82,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Info
 
-    ``backend``, ``town_seed``, ``frame``, ``position``, ``heading``, ``speed``, ``on_road``,
+    ``backend``, ``town_seed``, ``weather``, ``frame``, ``position``, ``heading``, ``speed``, ``on_road``,
     ``purpose_point``, ``route_remaining``, ``distance`` (metres driven this episode),
     ``collisions``, ``off_road_frames``, ``unstucks``, ``purposes_reached``, ``events`` (this
     step's infractions: dicts with ``kind`` in ``collision``/``off_road``/``stuck`` and, for
@@ -94,7 +94,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ``gym.make("GTA5Drive-v0", **kwargs)``: every field of :class:`gta_env.config.EnvConfig`
     (e.g. ``backend="sim"``, ``cinematic=True``, ``hood_size="original"``, ``town_seed=3``,
-    ``traffic=8``, ``on_stuck="truncate"``, ``frame_skip=2``), plus ``render_mode="rgb_array"``
+    ``traffic=8``, ``weather="random"``, ``on_stuck="truncate"``, ``frame_skip=2``), plus ``render_mode="rgb_array"``
     (returns the chase camera) and ``game=`` to pass a ready backend object. Unknown keys or
     bad values raise `ValueError` naming them.
 
@@ -149,6 +149,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._stuck = StuckDetector(window=cfg.stuck_window_frames, min_distance=cfg.stuck_distance)
         self._telemetry: Telemetry | None = None
         self._town_seed = -1
+        self._weather = ""
         self._phase: str | None = None
         self._fade_k = 0
         self._counters: dict[str, float] = {}
@@ -167,6 +168,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             town_seed = int(self.np_random.integers(2**31 - 1))
         self._town_seed = int(town_seed)
         self.game.load(self._town_seed)
+        self._weather = self.game.set_weather(self.config.weather, self.np_random)
         self.game.set_fade(0.0)
         self.game.new_purpose(self.np_random)
         self._telemetry = self.game.telemetry()
@@ -332,6 +334,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         info: dict[str, Any] = {
             "backend": self.game.name,
             "town_seed": self._town_seed,
+            "weather": self._weather,
             "frame": tel.frame,
             "position": np.array(tel.position, np.float64),
             "heading": tel.heading,
@@ -388,5 +391,6 @@ def make_game(config: EnvConfig, cameras: tuple[str, ...]) -> Game:
             cameras=cameras,
             renderer=config.renderer,
             purpose_marker=config.purpose_marker,
+            traffic=config.traffic,
         )
     )

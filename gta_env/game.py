@@ -126,6 +126,9 @@ class Game(Protocol):
     def teleport(self, rng: np.random.Generator) -> None:
         """Move the car to a random free road spot, at rest, facing along its lane."""
 
+    def set_weather(self, name: str, rng: np.random.Generator) -> str:
+        """Set sky, light and fog: a preset name or ``"random"``; returns the name in effect."""
+
     def set_fade(self, level: float) -> None:
         """Screen fade: 0 = normal image, 1 = black (used around a teleport)."""
 

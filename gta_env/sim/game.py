@@ -14,8 +14,11 @@ from gta_env.sim.render import Renderer
 from gta_env.sim.route import Route, build_route, nearest_directed_road
 from gta_env.sim.scene import Lighting, build_town_scene, car_mesh, marker_mesh
 from gta_env.sim.town import Town, TownConfig, generate_town
+from gta_env.sim.traffic import Traffic
+from gta_env.sim.weather import Weather, apply_fog, fog_weights, make_weather
 
 _CAR_GROUND = -0.23  # the chassis origin rests this far above the ground
+PLAYER = -1  # the player's id among intersection holders
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class SimConfig:
         hood_fov: horizontal field of view of the hood camera, degrees.
         cinematic_fov: horizontal field of view of the chase camera, degrees.
         min_route_length: purpose points are at least this far along the road, metres.
+        traffic: number of traffic cars.
         autopilot: the expert's driving style.
     """
 
@@ -44,6 +48,7 @@ class SimConfig:
     hood_fov: float = 80.0
     cinematic_fov: float = 70.0
     min_route_length: float = 150.0
+    traffic: int = 0
     autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
 
 
@@ -75,7 +80,9 @@ class SimGame:
         self._collisions: tuple[CollisionEvent, ...] = ()
         self._expert: Controls | None = None
         self._purpose = (0.0, 0.0)
-        self.traffic: list[object] = []
+        self.traffic: Traffic | None = None
+        self.weather = make_weather("clear")
+        self._fog: dict[str, np.ndarray] = {}
 
     # -- Game protocol -------------------------------------------------------------------------
     def load(self, seed: int) -> None:
@@ -96,15 +103,28 @@ class SimGame:
         self._frame = 0
         self._fade = 0.0
         self._place_randomly(np.random.default_rng([seed, 1]))
+        if self.config.traffic:
+            self.traffic = Traffic(
+                town=town,
+                physics=self.physics,
+                root=self.root,
+                count=self.config.traffic,
+                rng=np.random.default_rng([seed, 2]),
+                keep_clear=[self.car.position],
+            )
+        self.set_weather("clear", np.random.default_rng(0))
 
     def step(self, controls: Controls) -> Telemetry:
         """Advance one frame (1/30 s) with ``controls``."""
         car, physics = self._require()
         car.apply(controls)
+        if self.traffic is not None:
+            self.traffic.step(car.position, car.heading)
         physics.step(FRAME_DT)
         self._frame += 1
         self._collisions = physics.new_contacts(car.body)
         self._update_route()
+        self._hold_crossing()
         self._expert = None
         return self.telemetry()
 
@@ -132,6 +152,10 @@ class SimGame:
                 f"camera(s) {missing} not enabled; SimConfig.cameras is {self.config.cameras}"
             )
         frames = self.renderer.render(cameras)
+        if self.weather.fog_density > 0.0:
+            frames = {
+                k: apply_fog(v, self._fog[k], self.weather.fog_color) for k, v in frames.items()
+            }
         if self._fade > 0.0:
             scale = np.uint16(round((1.0 - self._fade) * 256))
             frames = {
@@ -176,6 +200,25 @@ class SimGame:
         """Move the car, at rest, to a random lane spot facing along its lane."""
         self._place_randomly(rng)
 
+    def set_weather(self, name: str, rng: np.random.Generator) -> str:
+        """Sky, light and fog: a preset name or ``"random"`` (drawn from ``rng``)."""
+        weather: Weather = make_weather(name, rng)
+        self.weather = weather
+        town = self.town
+        assert town is not None
+        self.root.setColorScale(*weather.tint, 1.0)
+        sky = weather.sky if weather.sky is not None else town.sky
+        self.renderer.set_clear_color(sky)
+        self._fog = {}
+        for cam, view in self.renderer.cameras.items():
+            lens = view.node.node().getLens()
+            pitch = view.node.getP(self.car.node) if self.car is not None else 0.0
+            height = view.node.getZ(self.root) if self.car is not None else 1.3
+            self._fog[cam] = fog_weights(
+                view.height, lens.getVfov(), pitch, max(height, 0.5), weather.fog_density
+            )
+        return weather.name
+
     def set_fade(self, level: float) -> None:
         """0 = normal image, 1 = black."""
         self._fade = float(np.clip(level, 0.0, 1.0))
@@ -216,6 +259,7 @@ class SimGame:
             self.renderer.engine.removeWindow(view.buffer)
         self.renderer.cameras.clear()
         self.town = self.physics = self.car = self.route = None
+        self.traffic = None
         self._scene = self._marker = self._car_visual = None
 
     def _make_cameras(self, town: Town) -> None:
@@ -278,7 +322,9 @@ class SimGame:
         raise RuntimeError(f"town {town.seed}: found no free road spot to place the car")
 
     def _spot_occupied(self, point: np.ndarray) -> bool:
-        return False
+        return self.traffic is not None and self.traffic.near(
+            float(point[0]), float(point[1]), 15.0
+        )
 
     def _set_route(self, route: Route) -> None:
         car, _ = self._require()
@@ -304,8 +350,45 @@ class SimGame:
                 return
         self._s, self._off_route = s, dist
 
+    def _upcoming_crossing(self) -> tuple[float, float, int] | None:
+        if self.route is None:
+            return None
+        return next((c for c in self.route.crossings if c[1] + 3.0 >= self._s), None)
+
+    def _hold_crossing(self) -> None:
+        """Take part in the traffic's intersection turns: hold the next one when close to it.
+
+        Traffic cars cross an intersection one at a time; the player's car holds its next
+        intersection from 14 m before it until 3 m past it, whoever drives, so traffic waits.
+        """
+        if self.traffic is None:
+            return
+        holders = self.traffic.holders
+        nxt = self._upcoming_crossing()
+        for node, owner in list(holders.items()):
+            if owner == PLAYER and (nxt is None or node != nxt[2]):
+                del holders[node]
+        if nxt is not None:
+            enter, _, node = nxt
+            if node not in holders and self._s <= enter and enter - self._s < 14.0:
+                holders[node] = PLAYER
+
     def _obstacle_ahead(self, route: Route, s: float, reach: float) -> float:
-        """Metres along the path to the first solid thing in the lane (``inf`` if none)."""
+        """Metres along the path to the first solid thing in the lane (``inf`` if none).
+
+        An intersection held by a traffic car counts as an obstacle at its entrance.
+        """
+        _, physics = self._require()
+        limit = float("inf")
+        nxt = self._upcoming_crossing()
+        if self.traffic is not None and nxt is not None:
+            enter, _, node = nxt
+            holder = self.traffic.holders.get(node)
+            if holder is not None and holder != PLAYER and s <= enter:
+                limit = enter - s + self.autopilot.config.stop_gap - 1.0
+        return min(limit, self._ray_obstacle(route, s, reach))
+
+    def _ray_obstacle(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
         step = 5.0
         # Start ahead of the bumper (the car's own body is solid to the rays too).

@@ -42,6 +42,8 @@ class Route:
         self.length = float(self.s[-1])
         self._hint = 0
         self.speed_limit = np.zeros(len(points))
+        self.crossings: list[tuple[float, float, int]] = []
+        """Intersections on the way: ``(s entering, s leaving, node)``, in order."""
 
     def plan_speed(
         self, *, cruise: float, lateral_accel: float, decel: float, junction_speed: float
@@ -90,9 +92,16 @@ class Route:
 
     def point_at(self, s: float) -> np.ndarray:
         """Position at arc length ``s`` (clamped to the route)."""
-        s = float(np.clip(s, 0.0, self.length))
+        s = min(max(s, 0.0), self.length)
         return np.array(
             [np.interp(s, self.s, self.points[:, 0]), np.interp(s, self.s, self.points[:, 1])]
+        )
+
+    def points_at(self, s: np.ndarray) -> np.ndarray:
+        """Positions (N, 2) at arc lengths ``s`` (N,), clamped to the route."""
+        s = np.clip(s, 0.0, self.length)
+        return np.stack(
+            [np.interp(s, self.s, self.points[:, 0]), np.interp(s, self.s, self.points[:, 1])], 1
         )
 
     def limit_at(self, s: float) -> float:
@@ -153,13 +162,23 @@ def build_route(town: Town, directed: list[tuple[int, bool]], target_node: int) 
     pts = np.concatenate(points)
     # Drop repeated vertices so every segment has a length.
     keep = np.concatenate([[True], np.linalg.norm(np.diff(pts, axis=0), axis=1) > 1e-6])
-    return Route(
+    route = Route(
         points=pts[keep],
         junction=np.concatenate(junction)[keep],
         edges=np.concatenate(edges)[keep],
         directed=list(directed),
         target_node=target_node,
     )
+    for i in range(1, len(directed)):
+        inside = np.nonzero(route.junction & (route.edges == i))[0]
+        if len(inside) == 0:
+            continue
+        road, forward = directed[i - 1]
+        node = town.roads[road].b if forward else town.roads[road].a
+        enter = route.s[max(inside[0] - 1, 0)]
+        leave = route.s[min(inside[-1] + 1, len(route.s) - 1)]
+        route.crossings.append((float(enter), float(leave), int(node)))
+    return route
 
 
 def nearest_directed_road(town: Town, x: float, y: float, heading: float) -> tuple[int, bool]:
