@@ -349,3 +349,128 @@ def test_balance_store_writes_store_and_plots(tmp_path: Path, scheme: str) -> No
         assert set(report.outputs) == {"accel", "brake", "steering"} & set(report.result.outputs)
     else:
         assert list(report.outputs) == [None]
+
+
+# ------------------------------------------------------- required bins: continuous experts
+
+
+def _v1_two_output_dataset() -> np.ndarray:
+    rows = []
+    k = 0
+    for a, av in enumerate(PEDAL_V1_REP):
+        for b, bv in enumerate(PEDAL_V1_REP):
+            if a and b:
+                continue
+            for sv in SIGNED_V1_REP:
+                rows += [[av - bv, sv]] * (3 + k % 5)  # min 3
+                k += 1
+    return np.array(rows)
+
+
+def test_seen_dataset_mode_skips_only_empty_bins() -> None:
+    actions = _v1_two_output_dataset()
+    # Every combination present: "seen" is exactly "all".
+    all_ = BalancerV1(rng=rng()).balance(actions)
+    seen = BalancerV1(rng=rng(), require="seen").balance(actions)
+    np.testing.assert_array_equal(all_.indices(), seen.indices())
+    # One combination missing: "all" gives nothing, "seen" 3 sets of the 80 present ones.
+    keep = ~((actions[:, 0] == -1.0) & (actions[:, 1] == 1.0))
+    result = BalancerV1(rng=rng(), require="seen").balance(actions[keep])
+    assert [len(s) for s in result.sets] == [80, 80, 80]
+    assert BalancerV1.combination((0, 4, 8)) not in result.sets[0].bins
+
+
+def test_seen_dataset_mode_on_continuous_steering() -> None:
+    # Steering never exactly 0 (bin 10 of SIGNED_V2), as from the embedded world's autopilot.
+    steering = np.repeat([r for r in SIGNED_V2_REP if r != 0.0], [3 + b % 4 for b in range(20)])
+    actions = np.stack([np.full(len(steering), 0.5), steering], axis=1)
+    v2_all = BalancerV2(rng=rng()).balance(actions)
+    v2_seen = BalancerV2(rng=rng(), require="seen").balance(actions)
+    assert "steering" not in v2_all.sets_per_output()
+    # accel: only bin [0.5, 0.6) seen -> one 1-sample set per sample; brake: only [0].
+    assert len(actions) == 90
+    assert v2_seen.sets_per_output() == {"accel": 90, "brake": 90, "steering": 3}
+    for s in v2_seen.sets:
+        if s.output == "steering":
+            assert len(s) == 20 and 10 not in s.bins
+    v3 = BalancerV3(rng=rng(), require="seen").balance(actions)
+    # Alternating outputs: throttle sets (one bin: 1 sample each) and steering sets (20 bins)
+    # take turns until steering's rarest bin (3 samples) runs out; throttle takes the rest.
+    per = v3.sets_per_output()
+    assert per["steering"] == 3
+    assert per["throttle_brake"] == 90 - 3 * 20
+    assert len(set(v3.indices().tolist())) == 90
+
+
+def _stream_sample(a: list[float], step: int) -> Sample:
+    return Sample(
+        hood=np.zeros((2, 2, 3), np.uint8),
+        action=np.array(a),
+        executed_action=np.array(a),
+        speed=1.0,
+        purpose=np.array([0.5, 0.0, 1.0]),
+        time=0.0,
+        step=step,
+        episode_id=0,
+        town_id=0,
+    )
+
+
+def test_seen_stream_mode_requires_a_bin_once_seen() -> None:
+    b = BalancerV2(rng=rng(), require="seen")
+    first = b.add(_stream_sample([0.55, 0.05], 0))
+    # Each output has seen one bin: three 1-sample sets.
+    assert [(s.output, len(s)) for s in first] == [("accel", 1), ("brake", 1), ("steering", 1)]
+    second = b.add(_stream_sample([0.15, 0.05], 1))
+    # accel now requires [0.1,0.2) and [0.5,0.6); [0.5,0.6) is empty again -> no accel set.
+    assert [s.output for s in second] == ["brake", "steering"]
+    third = b.add(_stream_sample([0.55, 0.05], 2))
+    accel = [s for s in third if s.output == "accel"]
+    assert len(accel) == 1 and [x.step for x in accel[0].items] == [1, 2]
+    assert list(accel[0].bins) == [2, 6]
+    # A required bin stays required: more [0.5,0.6) samples wait for a [0.1,0.2) one.
+    for k in range(3, 8):
+        assert [s.output for s in b.add(_stream_sample([0.55, 0.05], k))] == ["brake", "steering"]
+    fill = b.fill()["accel"]
+    assert fill.counts.tolist() == [0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0]
+    assert np.flatnonzero(fill.required).tolist() == [2, 6] and fill.ready == 1
+    assert b.fill()["steering"].required.sum() == 1
+
+
+def test_seen_stream_mode_waits_for_the_warmup() -> None:
+    b = BalancerV2(rng=rng(), require="seen", warmup=3)
+    assert b.add(_stream_sample([0.55, 0.05], 0)) == []
+    assert b.add(_stream_sample([0.15, 0.05], 1)) == []
+    sets = b.add(_stream_sample([0.55, 0.05], 2))
+    assert [(s.output, [x.step for x in s.items]) for s in sets] == [
+        ("accel", [1, 0]),
+        ("brake", [0]),
+        ("brake", [1]),
+        ("brake", [2]),
+        ("steering", [0]),
+        ("steering", [1]),
+        ("steering", [2]),
+    ]
+    assert b.pending == 1  # sample 2 waits in accel [0.5,0.6)
+
+    v4 = BalancerV4(rng=rng(), require="seen", warmup=50, per_bin=2, patience=2)
+    emitted = [v4.add_item(i, [0.55, 0.05 if i % 2 else 0.15]) for i in range(60)]
+    # Nothing before the 50th sample; then throttle sets ([0.5,0.6) only: 2 samples, one per
+    # steering sub-bin) and steering sets (bins (0,.1) and [.1,.2): 2 each) in turn.
+    assert not any(emitted[:49]) and emitted[49]
+    sets = [s for batch in emitted for s in batch]
+    assert all(len(s) == (2 if s.output == "throttle_brake" else 4) for s in sets)
+    assert sorted({s.output for s in sets}) == ["steering", "throttle_brake"]
+    assert sum(len(s) for s in sets) + v4.pending == 60
+
+
+def test_require_argument_errors() -> None:
+    with pytest.raises(ValueError, match="require must be one of"):
+        BalancerV3(rng=rng(), require="some")
+    with pytest.raises(ValueError, match="warmup only applies"):
+        BalancerV3(rng=rng(), warmup=10)
+    assert make_balancer("v4", rng=rng(), require="seen").require == "seen"
+    fresh = BalancerV3(rng=rng(), require="seen").fill()
+    assert set(fresh) == {"throttle_brake", "steering"}
+    assert fresh["steering"].counts.sum() == 0 and not fresh["steering"].required.any()
+    assert BalancerV3(rng=rng()).fill()["steering"].required.all()
