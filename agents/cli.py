@@ -15,6 +15,9 @@ COMMANDS = (
     "dataset_info",
     "balance",
     "train",
+    "play",
+    "eval",
+    "demo",
 )
 """Subcommand modules in `agents.commands`, in the order `--help` lists them."""
 

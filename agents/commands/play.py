@@ -1,0 +1,92 @@
+"""``gta5drive play``: drive a checkpoint live with the Player Console (and the stream video)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _dead_zone(text: str) -> float | tuple[float, ...]:
+    values = tuple(float(v) for v in text.split(",") if v.strip())
+    if not values or any(not 0 <= v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"dead zone must be one value or throttle,steering values in [0, 1), got {text!r}"
+        )
+    return values[0] if len(values) == 1 else values
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``play`` subcommand."""
+    p = subparsers.add_parser(
+        "play",
+        help="drive a BC checkpoint live (Player Console, hot swap at unstuck, stream video)",
+        description=(
+            "Drive the env with the newest checkpoint of RUN at --rate predictions/s, swapping "
+            "in newer checkpoints of RUN at the next unstuck."
+        ),
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="run folder or checkpoint file")
+    p.add_argument("--rate", type=float, default=30.0, help="target predictions per second")
+    p.add_argument("--fast", action="store_true", help="predict as fast as possible")
+    p.add_argument(
+        "--dead-zone", type=_dead_zone, default=0.0, help="game dead zone, e.g. 0.2 or 0,0.2"
+    )
+    p.add_argument("--no-swap", action="store_true", help="never swap in newer checkpoints")
+    p.add_argument("--steps", type=int, default=None, help="stop after N env steps")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--town", type=int, default=None, help="town seed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--traffic", type=int, default=0)
+    p.add_argument("--backend", choices=["auto", "sim", "gta5"], default="sim")
+    p.add_argument("--video", type=Path, default=None, help="write the stream layout to this MP4")
+    p.add_argument("--window", action="store_true", help="also show the stream in a window")
+    p.add_argument("--no-console", action="store_true", help="no live console")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Play and print a summary line."""
+    import gymnasium as gym
+
+    import gta_env  # noqa: F401
+    from agents.player import Player, PlayerConfig
+    from agents.stream import StreamWriter
+
+    steps = args.steps
+    if steps is None and args.seconds is None:
+        steps = 1800
+    env = gym.make(
+        "GTA5Drive-v0",
+        backend=args.backend,
+        cinematic=args.video is not None or args.window,
+        town_seed=args.town,
+        traffic=args.traffic,
+        max_episode_steps=10**9,
+    )
+    stream = StreamWriter(args.video, window=args.window) if args.video or args.window else None
+    try:
+        player = Player(
+            env=env,
+            checkpoint=args.checkpoint,
+            config=PlayerConfig(
+                rate=args.rate,
+                fast=args.fast,
+                dead_zone=args.dead_zone,
+                swap=not args.no_swap,
+                console=not args.no_console,
+            ),
+            stream=stream,
+        )
+        stats = player.run(steps=steps, seconds=args.seconds, seed=args.seed)
+    finally:
+        if stream is not None:
+            stream.close()
+        env.close()
+    print(
+        f"{stats.steps} steps, {stats.predictions} predictions in {stats.wall_s:.1f} s "
+        f"({stats.pps:.1f} PPS), {stats.distance_m:.0f} m, {stats.collisions} collisions, "
+        f"{stats.unstucks} unstucks, {stats.swaps} model swaps"
+    )
+    if stream is not None and args.video:
+        print(f"video: {args.video}")
+    return 0
