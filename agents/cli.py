@@ -12,9 +12,12 @@ import sys
 
 COMMANDS = (
     "drive",
+    "collect",
     "dataset_info",
     "balance",
     "train",
+    "finetune",
+    "export_minari",
     "play",
     "eval",
     "demo",

@@ -1,0 +1,638 @@
+"""Collection at scale on one machine: K recording processes writing into one store.
+
+:func:`collect` starts ``workers`` processes (``multiprocessing`` with the *spawn* start method:
+every worker gets a fresh interpreter, its own graphics engine and physics world). Each drives
+its own towns with the noisy expert through a :class:`~imitation.record.Recorder` and writes
+chunks into the shared store directory under its own writer id (chunk names never collide).
+With ``balance`` set, each worker balances its stream on the fly and writes only balanced sets.
+
+Episodes and towns
+------------------
+Episodes are numbered globally: worker ``w`` of ``K`` records episodes ``start + w``,
+``start + w + K``, ... where ``start`` is one past the largest ``episode_id`` already in the
+store (0 for a new one). Episode ``g`` drives town ``seed + g`` (a new town every episode, so the
+workers' towns are disjoint), its env is reset with a seed derived from ``(seed, g)`` and its
+noise draws from a generator seeded with ``(seed, g)``: an episode's data depends only on the
+seed and its number, not on how many workers there are. A rerun on the same directory appends:
+new writer ids and, with the same ``seed``, new towns.
+
+Stopping
+--------
+Ctrl-C in the main process sets a stop flag; workers (which ignore SIGINT themselves) finish the
+current step, flush their pending samples and exit, so nothing is lost. A second Ctrl-C
+terminates them (losing at most each worker's chunk in flight). A worker killed outright
+(``kill -9``) loses at most its chunk in flight; the others carry on and the result names it.
+If the main process dies, workers notice within a few steps, flush and exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import secrets
+import signal
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imitation.balance import SCHEMES, BinFill, make_balancer
+from imitation.noise import ActionNoise, NoiseConfig
+from imitation.storage import CorruptChunkWarning, SampleStore, SampleWriter, StorageConfig
+
+__all__ = ["CollectConfig", "CollectResult", "WorkerResult", "collect", "fill_line"]
+
+RUN_LOG = "collect.jsonl"
+"""One JSON line per collection run, appended to the store directory (settings, writer ids)."""
+
+V2_OUTPUTS = ("accel", "brake", "steering")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectConfig:
+    """Settings of a collection run.
+
+    Attributes:
+        out: The store directory (created; appended to if it holds a store).
+        samples: Samples to write in total (split evenly over the workers). With balancing,
+            balanced sets are written whole, so a worker may write up to one set more.
+        workers: Recording processes.
+        balance: Balancing scheme (``"v1"`` ... ``"v4"``) applied on the fly, or None. v2 writes
+            one store per output into ``out/<output>``.
+        require: Balancer bins required: ``"seen"`` (suits the continuous expert) or ``"all"``.
+        warmup: Samples each worker's balancer sees before its first set.
+        max_per_bin: Most samples a worker's balancer queues per bin.
+        noise: Perturbations of the executed actions (labels stay clean).
+        seed: Base seed: episode ``g`` drives town ``seed + g``.
+        traffic: Traffic cars per town.
+        weather: Weather preset or ``"random"`` (drawn per episode).
+        hood_size: Hood camera ``(height, width)``.
+        cinematic: Also record the chase camera.
+        episode_steps: Most steps per episode (one town each); the env's own limit is 3,600.
+        backend: Env backend (``"sim"``; ``"gta5"`` needs the game).
+        storage: How chunks are written.
+        env_kwargs: Further ``gym.make`` arguments.
+    """
+
+    out: Path
+    samples: int
+    workers: int = 1
+    balance: str | None = None
+    require: str = "seen"
+    warmup: int = 1000
+    max_per_bin: int = 1000
+    noise: NoiseConfig = field(default_factory=NoiseConfig.default)
+    seed: int = 0
+    traffic: int = 8
+    weather: str = "random"
+    hood_size: tuple[int, int] = (90, 160)
+    cinematic: bool = False
+    episode_steps: int = 3600
+    backend: str = "sim"
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        for name, lo in (("samples", 1), ("workers", 1), ("episode_steps", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"CollectConfig.{name} must be an integer >= {lo}, got {value!r}")
+        if self.balance is not None and self.balance not in SCHEMES:
+            raise ValueError(
+                f"CollectConfig.balance must be None or one of {sorted(SCHEMES)}, "
+                f"got {self.balance!r}"
+            )
+        if not isinstance(self.noise, NoiseConfig):
+            raise ValueError(f"CollectConfig.noise must be a NoiseConfig, got {self.noise!r}")
+        if self.backend not in ("sim", "gta5", "auto"):
+            raise ValueError(
+                f"CollectConfig.backend must be 'sim', 'gta5' or 'auto', got {self.backend!r}"
+            )
+        object.__setattr__(self, "hood_size", tuple(int(v) for v in self.hood_size))
+        # Build a balancer once so that bad balancer settings fail here, not in every worker.
+        if self.balance is not None:
+            make_balancer(**self._balancer_kwargs(np.random.default_rng(0)))
+
+    def _balancer_kwargs(self, rng: np.random.Generator) -> dict[str, Any]:
+        assert self.balance is not None
+        return {
+            "scheme": self.balance,
+            "rng": rng,
+            "max_per_bin": self.max_per_bin,
+            "require": self.require,
+            "warmup": self.warmup if self.require == "seen" else 0,
+        }
+
+    def quota(self, worker: int) -> int:
+        """Samples worker ``worker`` writes."""
+        return self.samples // self.workers + (worker < self.samples % self.workers)
+
+    def env_kwargs_dict(self) -> dict[str, Any]:
+        """Arguments for ``gym.make("GTA5Drive-v0", ...)``."""
+        return {
+            "backend": self.backend,
+            "hood_size": self.hood_size,
+            "cinematic": self.cinematic,
+            "traffic": self.traffic,
+            "weather": self.weather,
+            **dict(self.env_kwargs),
+        }
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What one worker did (from its last report when it died).
+
+    Attributes:
+        worker: Worker index.
+        writer_id: Its writer id (part of its chunk names).
+        pid: Its process id.
+        episodes: Episodes recorded (started).
+        towns: Town seeds driven.
+        steps: Env steps.
+        recorded: Samples made.
+        written: Samples written (committed or pending at the last report).
+        committed: Samples in committed chunks at the last report.
+        collisions: Collisions over its episodes.
+        perturbed_steps: Steps with a perturbed executed action.
+        peak_rss: Highest resident memory seen, bytes (0 when not measured).
+        exitcode: Process exit code (negative: killed by that signal).
+        error: The worker's traceback if it failed.
+    """
+
+    worker: int
+    writer_id: str
+    pid: int
+    episodes: int = 0
+    towns: tuple[int, ...] = ()
+    steps: int = 0
+    recorded: int = 0
+    written: int = 0
+    committed: int = 0
+    collisions: int = 0
+    perturbed_steps: int = 0
+    peak_rss: int = 0
+    exitcode: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Exited normally."""
+        return self.exitcode == 0 and self.error is None
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What a collection run did.
+
+    Attributes:
+        out: The store directory.
+        stores: Directories written (``out``, or ``out/<output>`` for v2).
+        samples_before: Samples in the store(s) before the run.
+        samples_after: Samples in the store(s) after the run.
+        seconds: Wall time of the run.
+        startup_seconds: Time until the first sample was recorded.
+        interrupted: Stopped by Ctrl-C.
+        workers: Per-worker results.
+    """
+
+    out: Path
+    stores: tuple[Path, ...]
+    samples_before: int
+    samples_after: int
+    seconds: float
+    startup_seconds: float
+    interrupted: bool
+    workers: tuple[WorkerResult, ...]
+
+    @property
+    def added(self) -> int:
+        """Samples this run added."""
+        return self.samples_after - self.samples_before
+
+    @property
+    def samples_per_second(self) -> float:
+        """Samples recorded per second once the workers were running (all workers)."""
+        dt = max(self.seconds - self.startup_seconds, 1e-9)
+        return sum(w.recorded for w in self.workers) / dt
+
+    @property
+    def ok(self) -> bool:
+        """Every worker exited normally."""
+        return all(w.ok for w in self.workers)
+
+    def line(self) -> str:
+        """One-line summary."""
+        failed = [w for w in self.workers if not w.ok]
+        episodes = sum(w.episodes for w in self.workers)
+        text = (
+            f"added {self.added} samples ({self.samples_after} in total) from {episodes} "
+            f"episodes by {len(self.workers)} workers in {self.seconds:.1f} s "
+            f"({self.samples_per_second:.0f} samples/s recorded), "
+            f"{sum(w.collisions for w in self.workers)} collisions"
+        )
+        if self.interrupted:
+            text += "; interrupted"
+        if failed:
+            text += "; " + ", ".join(
+                f"worker {w.worker} "
+                + (f"killed by signal {-w.exitcode}" if w.exitcode and w.exitcode < 0 else "failed")
+                for w in failed
+            )
+        return text
+
+
+# --------------------------------------------------------------------------------- worker
+
+
+def _episode_seed(seed: int, episode: int) -> int:
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+def _fill_payload(fills: dict[str, BinFill]) -> dict[str, Any]:
+    return {
+        name: (f.labels, f.counts.tolist(), f.required.tolist(), f.per_bin)
+        for name, f in fills.items()
+    }
+
+
+def _worker_main(
+    config: CollectConfig,
+    worker: int,
+    writer_id: str,
+    first_episode: int,
+    conn: mpc.Connection,
+    stop_event: Any,
+) -> None:
+    """Entry point of a worker process (top-level so that *spawn* can find it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    parent = mp.parent_process()
+    stats: dict[str, Any] = {
+        "episodes": 0,
+        "towns": [],
+        "steps": 0,
+        "recorded": 0,
+        "written": 0,
+        "committed": 0,
+        "collisions": 0,
+        "perturbed_steps": 0,
+    }
+    last_send = 0.0
+    env = None
+    writers: list[SampleWriter] = []
+
+    def send(kind: str, payload: Any) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            conn.send((kind, worker, payload))
+
+    try:
+        import gymnasium as gym
+
+        import gta_env  # noqa: F401  (registers GTA5Drive-v0)
+        from imitation.record import Recorder
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            env = gym.make("GTA5Drive-v0", **config.env_kwargs_dict())
+        writer = SampleWriter(config.out, config=config.storage, writer_id=writer_id)
+        writers.append(writer)
+        output_writers: dict[str, SampleWriter] = {}
+        balancer = None
+        if config.balance is not None:
+            balancer = make_balancer(
+                **config._balancer_kwargs(np.random.default_rng([config.seed, worker, 3]))
+            )
+            if config.balance == "v2":
+                for name in V2_OUTPUTS:
+                    output_writers[name] = SampleWriter(
+                        config.out / name, config=config.storage, writer_id=writer_id
+                    )
+                writers.extend(output_writers.values())
+        recorder = Recorder(
+            env,
+            writer=writer,
+            balancer=balancer,
+            output_writers=output_writers or None,
+            record_cinematic=config.cinematic,
+        )
+        quota = config.quota(worker)
+        step_count = [0]
+
+        def stop() -> bool:
+            step_count[0] += 1
+            if stop_event.is_set():
+                return True
+            return step_count[0] % 15 == 0 and parent is not None and not parent.is_alive()
+
+        def on_step(recorded: int, written: int) -> None:
+            nonlocal last_send
+            now = time.monotonic()
+            if now - last_send < 0.25:
+                return
+            last_send = now
+            send("progress", _progress(stats, recorded, written))
+
+        def _progress(base: dict[str, Any], recorded: int, written: int) -> dict[str, Any]:
+            p = dict(base)
+            p["recorded"] += recorded
+            p["written"] += written
+            p["committed"] = sum(w.committed_samples for w in writers)
+            p["fill"] = _fill_payload(balancer.fill()) if balancer is not None else None
+            return p
+
+        episode = first_episode + worker
+        while stats["written"] < quota:
+            town = config.seed + episode
+            recorder.noise = (
+                ActionNoise(config=config.noise, rng=np.random.default_rng([config.seed, episode]))
+                if config.noise.active
+                else None
+            )
+            stats["episodes"] += 1
+            stats["towns"].append(town)
+            ep = recorder.record_episode(
+                town_seed=town,
+                episode_id=episode,
+                seed=_episode_seed(config.seed, episode),
+                max_steps=config.episode_steps,
+                max_written=quota - stats["written"],
+                stop=stop,
+                on_step=on_step,
+            )
+            for key, value in (
+                ("steps", ep.steps),
+                ("recorded", ep.recorded),
+                ("written", ep.written),
+                ("collisions", ep.collisions),
+                ("perturbed_steps", ep.perturbed),
+            ):
+                stats[key] += value
+            if ep.stopped:
+                break
+            episode += config.workers
+        for w in writers:
+            w.close()
+        stats["committed"] = sum(w.committed_samples for w in writers)
+        send("done", dict(stats, fill=None))
+    except BaseException:
+        for w in writers:  # keep what was recorded before the error
+            with contextlib.suppress(Exception):
+                w.close()
+        send("error", traceback.format_exc())
+        raise SystemExit(1) from None
+    finally:
+        if env is not None:
+            with contextlib.suppress(Exception):
+                env.close()
+        conn.close()
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def _store_dirs(config: CollectConfig) -> list[Path]:
+    if config.balance == "v2":
+        return [config.out / name for name in V2_OUTPUTS]
+    return [config.out]
+
+
+def _existing(config: CollectConfig) -> tuple[int, int]:
+    """(samples, next episode number) over the store directories of ``config``.
+
+    Raises:
+        ValueError: If an existing store has another hood size than the one to record.
+    """
+    samples, next_episode = 0, 0
+    want = (*config.hood_size, 3)
+    for root in {config.out, *_store_dirs(config)}:
+        if not root.is_dir() or not any(root.glob("*.g5c")):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptChunkWarning)
+            store = SampleStore(root)
+        if store.hood_shape is not None and tuple(store.hood_shape) != want:
+            raise ValueError(
+                f"{root} holds a store of {store.hood_shape[1]}x{store.hood_shape[0]} hood "
+                f"frames; collect into another directory or record with hood_size="
+                f"{tuple(store.hood_shape[:2])}"
+            )
+        if len(store):
+            next_episode = max(next_episode, int(store.column("episode_id").max()) + 1)
+            if root in _store_dirs(config):
+                samples += len(store)
+        store.close()
+    return samples, next_episode
+
+
+def _count(config: CollectConfig) -> int:
+    total = 0
+    for root in _store_dirs(config):
+        if root.is_dir():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CorruptChunkWarning)
+                store = SampleStore(root)
+            total += len(store)
+            store.close()
+    return total
+
+
+def fill_line(name: str, fill: BinFill) -> str:
+    """One text line showing a balancer output's queue per bin: ``·`` not required, ▁-█ fill."""
+    blocks = "▁▂▃▄▅▆▇█"
+    top = max(int(fill.counts[fill.required].max()) if fill.required.any() else 0, 1)
+    chars = []
+    for count, req in zip(fill.counts.tolist(), fill.required.tolist(), strict=True):
+        if not req:
+            chars.append("·")
+        else:
+            chars.append(
+                blocks[min(int(count * (len(blocks) - 1) / top + 0.999), len(blocks) - 1)]
+                if count
+                else " "
+            )
+    return f"{name:>15} {''.join(chars)} ready {fill.ready}/{int(fill.required.sum())}"
+
+
+def _merge_fills(payloads: list[dict[str, Any]]) -> dict[str, BinFill]:
+    out: dict[str, BinFill] = {}
+    for payload in payloads:
+        for name, (labels, counts, required, per_bin) in payload.items():
+            c = np.asarray(counts, np.int64)
+            r = np.asarray(required, bool)
+            if name in out:
+                prev = out[name]
+                out[name] = BinFill(prev.labels, prev.counts + c, prev.required | r, per_bin)
+            else:
+                out[name] = BinFill(tuple(labels), c, r, per_bin)
+    return out
+
+
+def collect(
+    config: CollectConfig,
+    *,
+    progress: bool = True,
+    on_start: Callable[[list[int]], None] | None = None,
+) -> CollectResult:
+    """Record ``config.samples`` samples with ``config.workers`` processes into ``config.out``.
+
+    Args:
+        config: What to record and where.
+        progress: Show a progress bar (samples/s, and the balancers' fill per bin).
+        on_start: Called with the worker process ids once they run.
+
+    Returns:
+        What happened; :meth:`CollectResult.line` is a one-line summary.
+
+    Raises:
+        ValueError: If ``out`` holds a store of another frame size.
+    """
+    from tqdm import tqdm
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    before, first_episode = _existing(config)
+    ctx = mp.get_context("spawn")
+    stop_event = ctx.Event()
+    run = secrets.token_hex(3)
+    writer_ids = [f"w{w}r{run}" for w in range(config.workers)]
+    with open(config.out / RUN_LOG, "a", encoding="utf-8") as log:
+        entry = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "first_episode": first_episode,
+            "writer_ids": writer_ids,
+            "noise": config.noise.describe(),
+            **{k: v for k, v in asdict(config).items() if k not in ("out", "noise", "storage")},
+            "storage": asdict(config.storage),
+        }
+        log.write(json.dumps(entry, default=str) + "\n")
+
+    t0 = time.monotonic()
+    procs: list[Any] = []
+    conns: dict[int, mpc.Connection] = {}
+    for w in range(config.workers):
+        reader, writer_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_worker_main,
+            args=(config, w, writer_ids[w], first_episode, writer_end, stop_event),
+            name=f"gta5drive-collect-{w}",
+            daemon=False,
+        )
+        proc.start()
+        writer_end.close()  # so that a dead worker's pipe reads as EOF here
+        procs.append(proc)
+        conns[w] = reader
+    if on_start is not None:
+        on_start([p.pid for p in procs])
+
+    latest: dict[int, dict[str, Any]] = {}
+    errors: dict[int, str] = {}
+    peak = [0] * config.workers
+    startup: float | None = None
+    interrupted = False
+    bar = tqdm(
+        total=config.samples, unit="sample", desc="collecting", disable=not progress, smoothing=0.1
+    )
+    fill_bars: dict[str, Any] = {}
+    try:
+        import psutil
+
+        ps: list[Any] = [psutil.Process(p.pid) for p in procs]
+    except Exception:  # psutil missing or a worker already gone: no memory figures
+        ps = []
+    last_mem = 0.0
+    alive = set(range(config.workers))
+    while alive:
+        try:
+            ready = mpc.wait([*conns.values(), *(procs[w].sentinel for w in alive)], timeout=0.5)
+            for w, conn in list(conns.items()):
+                if conn not in ready:
+                    continue
+                try:
+                    kind, _, payload = conn.recv()
+                except (EOFError, OSError):
+                    del conns[w]
+                    continue
+                if kind == "error":
+                    errors[w] = payload
+                else:
+                    latest[w] = payload
+                    if startup is None and payload["recorded"]:
+                        startup = time.monotonic() - t0
+            for w in list(alive):
+                if procs[w].is_alive():
+                    continue
+                conn = conns.get(w)
+                if conn is not None and conn.poll():
+                    continue  # exited: read what is left in its pipe on the next round
+                if conn is not None:
+                    conns.pop(w).close()
+                procs[w].join()
+                alive.discard(w)
+            now = time.monotonic()
+            if ps and now - last_mem > 0.5:
+                last_mem = now
+                for w, p in enumerate(ps):
+                    with contextlib.suppress(Exception):
+                        peak[w] = max(peak[w], p.memory_info().rss)
+            written = sum(p["written"] for p in latest.values())
+            bar.n = min(written, config.samples)
+            fills = [p["fill"] for p in latest.values() if p.get("fill")]
+            if progress and fills:
+                for i, (name, f) in enumerate(_merge_fills(fills).items()):
+                    if name not in fill_bars:
+                        fill_bars[name] = tqdm(total=0, position=i + 1, bar_format="{desc}")
+                    fill_bars[name].set_description_str(fill_line(name, f))
+            bar.set_postfix_str(
+                f"recorded {sum(p['recorded'] for p in latest.values())}, "
+                f"committed {sum(p['committed'] for p in latest.values())}",
+                refresh=False,
+            )
+            bar.refresh()
+        except KeyboardInterrupt:
+            if interrupted:  # second Ctrl-C: stop now, losing at most the chunks in flight
+                for w in alive:
+                    procs[w].terminate()
+            else:
+                interrupted = True
+                stop_event.set()
+                bar.write("stopping: workers flush their samples (Ctrl-C again to stop now)")
+    bar.close()
+    for fb in fill_bars.values():
+        fb.close()
+    seconds = time.monotonic() - t0
+    workers = tuple(
+        WorkerResult(
+            worker=w,
+            writer_id=writer_ids[w],
+            pid=int(procs[w].pid or 0),
+            episodes=int(latest.get(w, {}).get("episodes", 0)),
+            towns=tuple(latest.get(w, {}).get("towns", ())),
+            steps=int(latest.get(w, {}).get("steps", 0)),
+            recorded=int(latest.get(w, {}).get("recorded", 0)),
+            written=int(latest.get(w, {}).get("written", 0)),
+            committed=int(latest.get(w, {}).get("committed", 0)),
+            collisions=int(latest.get(w, {}).get("collisions", 0)),
+            perturbed_steps=int(latest.get(w, {}).get("perturbed_steps", 0)),
+            peak_rss=peak[w],
+            exitcode=procs[w].exitcode,
+            error=errors.get(w),
+        )
+        for w in range(config.workers)
+    )
+    return CollectResult(
+        out=config.out,
+        stores=tuple(_store_dirs(config)),
+        samples_before=before,
+        samples_after=_count(config),
+        seconds=seconds,
+        startup_seconds=startup if startup is not None else seconds,
+        interrupted=interrupted,
+        workers=workers,
+    )
