@@ -568,10 +568,10 @@ def collect(
             for w in list(alive):
                 if procs[w].is_alive():
                     continue
-                conn = conns.get(w)
-                if conn is not None and conn.poll():
+                pipe = conns.get(w)
+                if pipe is not None and pipe.poll():
                     continue  # exited: read what is left in its pipe on the next round
-                if conn is not None:
+                if pipe is not None:
                     conns.pop(w).close()
                 procs[w].join()
                 alive.discard(w)

@@ -138,3 +138,28 @@ def test_kill_9_of_a_worker_loses_at_most_its_chunk_in_flight(tmp_path: Path) ->
     np.testing.assert_array_equal(np.sort(steps), np.arange(len(steps)))
     assert w0.written - len(steps) < CHUNK
     assert sum(c.n for c in store.chunks if c.writer_id == w1.writer_id) == 400
+
+
+def test_export_minari_command(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("minari")
+    from imitation.sample import Sample
+    from imitation.storage import SampleWriter
+
+    with SampleWriter(tmp_path / "s", config=StorageConfig(fsync=False)) as w:
+        for i in range(10):
+            w.append(
+                Sample(
+                    hood=np.full((4, 6, 3), i, np.uint8),
+                    action=np.array([0.5, -0.1]),
+                    executed_action=np.array([0.5, 0.1]),
+                    speed=3.0,
+                    purpose=np.array([0.5, 0.0, 1.0]),
+                    time=i / 30,
+                    step=i,
+                    episode_id=i // 5,
+                    town_id=9,
+                )
+            )
+    args = ["export-minari", str(tmp_path / "s"), "--id", "gta5drive/test/expert-v0"]
+    assert cli([*args, "--datasets", str(tmp_path / "m"), "--no-progress"]) == 0
+    assert "exported 10 samples in 2 episodes" in capsys.readouterr().out
