@@ -516,93 +516,105 @@ def collect(
     t0 = time.monotonic()
     procs: list[Any] = []
     conns: dict[int, mpc.Connection] = {}
-    for w in range(config.workers):
-        reader, writer_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=_worker_main,
-            args=(config, w, writer_ids[w], first_episode, writer_end, stop_event),
-            name=f"gta5drive-collect-{w}",
-            daemon=False,
-        )
-        proc.start()
-        writer_end.close()  # so that a dead worker's pipe reads as EOF here
-        procs.append(proc)
-        conns[w] = reader
-    if on_start is not None:
-        on_start([p.pid for p in procs])
-
-    latest: dict[int, dict[str, Any]] = {}
-    errors: dict[int, str] = {}
-    peak = [0] * config.workers
-    startup: float | None = None
-    interrupted = False
-    bar = tqdm(
-        total=config.samples, unit="sample", desc="collecting", disable=not progress, smoothing=0.1
-    )
-    fill_bars: dict[str, Any] = {}
     try:
-        import psutil
-
-        ps: list[Any] = [psutil.Process(p.pid) for p in procs]
-    except Exception:  # psutil missing or a worker already gone: no memory figures
-        ps = []
-    last_mem = 0.0
-    alive = set(range(config.workers))
-    while alive:
-        try:
-            ready = mpc.wait([*conns.values(), *(procs[w].sentinel for w in alive)], timeout=0.5)
-            for w, conn in list(conns.items()):
-                if conn not in ready:
-                    continue
-                try:
-                    kind, _, payload = conn.recv()
-                except (EOFError, OSError):
-                    del conns[w]
-                    continue
-                if kind == "error":
-                    errors[w] = payload
-                else:
-                    latest[w] = payload
-                    if startup is None and payload["recorded"]:
-                        startup = time.monotonic() - t0
-            for w in list(alive):
-                if procs[w].is_alive():
-                    continue
-                pipe = conns.get(w)
-                if pipe is not None and pipe.poll():
-                    continue  # exited: read what is left in its pipe on the next round
-                if pipe is not None:
-                    conns.pop(w).close()
-                procs[w].join()
-                alive.discard(w)
-            now = time.monotonic()
-            if ps and now - last_mem > 0.5:
-                last_mem = now
-                for w, p in enumerate(ps):
-                    with contextlib.suppress(Exception):
-                        peak[w] = max(peak[w], p.memory_info().rss)
-            written = sum(p["written"] for p in latest.values())
-            bar.n = min(written, config.samples)
-            fills = [p["fill"] for p in latest.values() if p.get("fill")]
-            if progress and fills:
-                for i, (name, f) in enumerate(_merge_fills(fills).items()):
-                    if name not in fill_bars:
-                        fill_bars[name] = tqdm(total=0, position=i + 1, bar_format="{desc}")
-                    fill_bars[name].set_description_str(fill_line(name, f))
-            bar.set_postfix_str(
-                f"recorded {sum(p['recorded'] for p in latest.values())}, "
-                f"committed {sum(p['committed'] for p in latest.values())}",
-                refresh=False,
+        for w in range(config.workers):
+            reader, writer_end = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(config, w, writer_ids[w], first_episode, writer_end, stop_event),
+                name=f"gta5drive-collect-{w}",
+                daemon=False,
             )
-            bar.refresh()
-        except KeyboardInterrupt:
-            if interrupted:  # second Ctrl-C: stop now, losing at most the chunks in flight
-                for w in alive:
-                    procs[w].terminate()
-            else:
-                interrupted = True
-                stop_event.set()
-                bar.write("stopping: workers flush their samples (Ctrl-C again to stop now)")
+            proc.start()
+            writer_end.close()  # so that a dead worker's pipe reads as EOF here
+            procs.append(proc)
+            conns[w] = reader
+        if on_start is not None:
+            on_start([p.pid for p in procs])
+
+        latest: dict[int, dict[str, Any]] = {}
+        errors: dict[int, str] = {}
+        peak = [0] * config.workers
+        startup: float | None = None
+        interrupted = False
+        bar = tqdm(
+            total=config.samples,
+            unit="sample",
+            desc="collecting",
+            disable=not progress,
+            smoothing=0.1,
+        )
+        fill_bars: dict[str, Any] = {}
+        try:
+            import psutil
+
+            ps: list[Any] = [psutil.Process(p.pid) for p in procs]
+        except Exception:  # psutil missing or a worker already gone: no memory figures
+            ps = []
+        last_mem = 0.0
+        alive = set(range(config.workers))
+        while alive:
+            try:
+                ready = mpc.wait(
+                    [*conns.values(), *(procs[w].sentinel for w in alive)], timeout=0.5
+                )
+                for w, conn in list(conns.items()):
+                    if conn not in ready:
+                        continue
+                    try:
+                        kind, _, payload = conn.recv()
+                    except (EOFError, OSError):
+                        del conns[w]
+                        continue
+                    if kind == "error":
+                        errors[w] = payload
+                    else:
+                        latest[w] = payload
+                        if startup is None and payload["recorded"]:
+                            startup = time.monotonic() - t0
+                for w in list(alive):
+                    if procs[w].is_alive():
+                        continue
+                    pipe = conns.get(w)
+                    if pipe is not None and pipe.poll():
+                        continue  # exited: read what is left in its pipe on the next round
+                    if pipe is not None:
+                        conns.pop(w).close()
+                    procs[w].join()
+                    alive.discard(w)
+                now = time.monotonic()
+                if ps and now - last_mem > 0.5:
+                    last_mem = now
+                    for w, p in enumerate(ps):
+                        with contextlib.suppress(Exception):
+                            peak[w] = max(peak[w], p.memory_info().rss)
+                written = sum(p["written"] for p in latest.values())
+                bar.n = min(written, config.samples)
+                fills = [p["fill"] for p in latest.values() if p.get("fill")]
+                if progress and fills:
+                    for i, (name, f) in enumerate(_merge_fills(fills).items()):
+                        if name not in fill_bars:
+                            fill_bars[name] = tqdm(total=0, position=i + 1, bar_format="{desc}")
+                        fill_bars[name].set_description_str(fill_line(name, f))
+                bar.set_postfix_str(
+                    f"recorded {sum(p['recorded'] for p in latest.values())}, "
+                    f"committed {sum(p['committed'] for p in latest.values())}",
+                    refresh=False,
+                )
+                bar.refresh()
+            except KeyboardInterrupt:
+                if interrupted:  # second Ctrl-C: stop now, losing at most the chunks in flight
+                    for w in alive:
+                        procs[w].terminate()
+                else:
+                    interrupted = True
+                    stop_event.set()
+                    bar.write("stopping: workers flush their samples (Ctrl-C again to stop now)")
+    except BaseException:
+        # Whatever ends this loop early (an error, a Ctrl-C outside it): let the workers flush
+        # and exit instead of recording on while the interpreter waits for them at exit.
+        stop_event.set()
+        raise
     bar.close()
     for fb in fill_bars.values():
         fb.close()

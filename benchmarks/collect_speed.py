@@ -1,0 +1,116 @@
+"""Collection speed: samples/s with 1 and 2 workers, storage alone, reads, bytes, memory.
+
+Run: ``python benchmarks/collect_speed.py`` (``--help`` for sizes). Workers record the noisy
+expert in the embedded world (hood 90x160, 8 traffic cars, random weather) into a store, as
+``gta5drive collect`` does. Then the frames just recorded are written again with a bare
+:class:`~imitation.storage.SampleWriter` (storage throughput without the env) and read back in
+random batches of 256 (warm page cache, as during training). Peak memory is the highest resident
+set size of each worker process seen by ``psutil`` (sampled every 0.5 s).
+
+Timings depend on what else runs on the machine; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from imitation.collect import CollectConfig, CollectResult, collect
+from imitation.sample import unstack_batch
+from imitation.storage import SampleStore, SampleWriter, StorageConfig
+
+WRITE_TARGET = 5_000
+READ_TARGET = 20_000
+
+
+def collect_run(root: Path, workers: int, per_worker: int, hood: tuple[int, int]) -> CollectResult:
+    """Record ``per_worker`` samples with each of ``workers`` processes."""
+    return collect(
+        CollectConfig(
+            out=root,
+            samples=workers * per_worker,
+            workers=workers,
+            hood_size=hood,
+            traffic=8,
+            weather="random",
+            seed=1000 * workers,
+        ),
+        progress=False,
+    )
+
+
+def write_throughput(store: SampleStore, root: Path, n: int) -> float:
+    """Samples/s of writing ``n`` recorded samples (fsync on, zstd-1) with one writer."""
+    samples = unstack_batch(store.read_batch(np.arange(min(n, len(store)))))
+    t0 = time.perf_counter()
+    with SampleWriter(root, config=StorageConfig()) as writer:
+        for s in samples:
+            writer.append(s)
+    return len(samples) / (time.perf_counter() - t0)
+
+
+def read_throughput(store: SampleStore, batches: int, rng: np.random.Generator) -> float:
+    """Samples/s of reading random batches of 256."""
+    store.read_batch(rng.integers(0, len(store), 256))  # warm up maps
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        store.read_batch(rng.integers(0, len(store), 256))
+    return batches * 256 / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-worker", type=int, default=1500, help="samples per worker")
+    parser.add_argument("--hood", type=int, nargs=2, default=(90, 160), metavar=("H", "W"))
+    parser.add_argument("--read-batches", type=int, default=100)
+    args = parser.parse_args()
+    hood = (int(args.hood[0]), int(args.hood[1]))
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        results = {}
+        for k in (1, 2):
+            r = collect_run(base / f"w{k}", k, args.per_worker, hood)
+            if not r.ok:
+                raise SystemExit(f"collection with {k} workers failed: {r.line()}")
+            results[k] = r
+            rows.append(
+                (
+                    f"collect, {k} worker{'s' if k > 1 else ''} (hood {hood[0]}x{hood[1]})",
+                    f"{r.samples_per_second:,.0f} samples/s running "
+                    f"({r.added / r.seconds:,.0f} incl. {r.startup_seconds:.1f} s start-up)",
+                )
+            )
+        store = SampleStore(base / "w2")
+        rows.append(
+            (
+                f"storage write alone (target >= {WRITE_TARGET:,})",
+                f"{write_throughput(store, base / 'rewrite', 2000):,.0f} samples/s",
+            )
+        )
+        rows.append(
+            (
+                f"random batch-256 read (target >= {READ_TARGET:,})",
+                f"{read_throughput(store, args.read_batches, np.random.default_rng(0)):,.0f} "
+                "samples/s",
+            )
+        )
+        rows.append(("bytes per sample", f"{store.report().bytes_per_sample:,.0f}"))
+        for k, r in results.items():
+            peaks = ", ".join(f"{w.peak_rss / 2**20:.0f}" for w in r.workers)
+            rows.append((f"peak RSS per worker, {k} worker(s)", f"{peaks} MiB"))
+        store.close()
+    width = max(len(a) for a, _ in rows)
+    print(f"{'measure':<{width}} | value")
+    print(f"{'-' * width}-|-{'-' * 40}")
+    for a, b in rows:
+        print(f"{a:<{width}} | {b}")
+
+
+if __name__ == "__main__":
+    main()
