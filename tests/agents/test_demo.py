@@ -1,0 +1,97 @@
+"""End to end: ``gta5drive demo --quick``, and issue 5's learning test (both slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.cli import main
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path: Path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    totals = summary["totals"]
+    bc = next(n for n in totals if n.startswith("bc:"))
+    assert totals[bc]["driving_score"] > totals["random"]["driving_score"]
+    assert totals[bc]["route_progress_m"] > totals["random"]["route_progress_m"] + 20
+    assert totals["expert"]["driving_score"] > 0.9
+    for name in ("eval/report.json", "eval/report.md", "eval/totals.png", "stream.mp4"):
+        assert (out / name).stat().st_size > 0, name
+    import imageio.v3 as iio
+
+    frames = iio.imread(out / "stream.mp4")
+    assert frames.shape[1:] == (720, 1280, 3)
+    printed = capsys.readouterr().out
+    assert "driving_score" in printed and "BC / random" in printed
+
+
+@pytest.mark.slow
+def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_path: Path):
+    """Issue 5's learning test: a few minutes of CPU training on expert data from training
+    towns beats the untrained model on held-out towns, and beats predicting the mean steering."""
+    from agents.demo import NoiseConfig, collect_demonstrations
+    from agents.evaluate import EvalConfig, agent_factory, evaluate
+    from imitation.buffer import BufferConfig
+    from imitation.checkpoint import save_checkpoint
+    from imitation.models import ModelConfig, model_from_config
+    from imitation.storage import SampleStore
+    from imitation.train import AugmentConfig, TrainConfig, Trainer
+
+    data = tmp_path / "data"
+    collect_demonstrations(
+        data,
+        towns=tuple(range(200, 207)),
+        steps=900,
+        workers=2,
+        noise=NoiseConfig(),
+        progress=False,
+    )
+    store = SampleStore(data)
+    model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128)
+    config = TrainConfig(
+        model=model,
+        steps=500,
+        batch_size=64,
+        lr=1e-3,
+        warmup_steps=50,
+        buffer=BufferConfig(capacity=int(0.8 * len(store)), start_fill=0.9),
+        augment=AugmentConfig(flip=0.5),
+        val_towns=(206,),
+        val_samples=900,
+        val_every=0,
+        checkpoint_every=0,
+        image_every=0,
+        device="cpu",
+        progress=False,
+    )
+    trainer = Trainer(config=config, store=store, out_dir=tmp_path / "run")
+    val = trainer.train()
+    trainer.close()
+    trained = trainer.checkpoint_path(trainer.step)
+    untrained = save_checkpoint(
+        tmp_path / "untrained" / "step-00000000.safetensors",
+        model=model_from_config(model),
+        step=0,
+    )
+    # validation steering error beats always predicting the mean steering
+    assert val["val/steering_mse"] < 0.8 * val["val/steering_mse_mean_baseline"], val
+
+    report = evaluate(
+        dict([agent_factory(str(untrained)), agent_factory(str(trained))]),
+        config=EvalConfig(seeds=(1000, 1001), minutes=0.5),
+        progress=False,
+    )
+    before = report.total(f"bc:{untrained.name}")
+    after = report.total(f"bc:{trained.name}")
+    print("untrained", before, "\ntrained", after)
+    assert after["route_progress_m"] > before["route_progress_m"] + 50.0
+    bad_after = after["collisions_vehicle"] + after["collisions_static"] + after["unstucks"]
+    bad_before = before["collisions_vehicle"] + before["collisions_static"] + before["unstucks"]
+    assert bad_after < bad_before
+    assert np.isfinite(after["driving_score"])
