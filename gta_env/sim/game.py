@@ -83,6 +83,7 @@ class SimGame:
         self.traffic: Traffic | None = None
         self.weather = make_weather("clear")
         self._fog: dict[str, np.ndarray] = {}
+        self._crossing_stop: float | None = None
 
     # -- Game protocol -------------------------------------------------------------------------
     def load(self, seed: int) -> None:
@@ -260,6 +261,7 @@ class SimGame:
         self.renderer.cameras.clear()
         self.town = self.physics = self.car = self.route = None
         self.traffic = None
+        self._crossing_stop = None
         self._scene = self._marker = self._car_visual = None
 
     def _make_cameras(self, town: Town) -> None:
@@ -350,42 +352,21 @@ class SimGame:
                 return
         self._s, self._off_route = s, dist
 
-    def _upcoming_crossing(self) -> tuple[float, float, int] | None:
-        if self.route is None:
-            return None
-        return next((c for c in self.route.crossings if c[1] + 3.0 >= self._s), None)
-
     def _hold_crossing(self) -> None:
-        """Take part in the traffic's intersection turns: hold the next one when close to it.
-
-        Traffic cars cross an intersection one at a time; the player's car holds its next
-        intersection from 14 m before it until 3 m past it, whoever drives, so traffic waits.
-        """
-        if self.traffic is None:
-            return
-        holders = self.traffic.holders
-        nxt = self._upcoming_crossing()
-        for node, owner in list(holders.items()):
-            if owner == PLAYER and (nxt is None or node != nxt[2]):
-                del holders[node]
-        if nxt is not None:
-            enter, _, node = nxt
-            if node not in holders and self._s <= enter and enter - self._s < 14.0:
-                holders[node] = PLAYER
+        """The player's car takes intersection turns with the traffic, whoever drives it."""
+        if self.traffic is not None and self.route is not None:
+            self._crossing_stop = self.traffic.turns.negotiate(
+                PLAYER, self.route.crossings, self._s
+            )
 
     def _obstacle_ahead(self, route: Route, s: float, reach: float) -> float:
         """Metres along the path to the first solid thing in the lane (``inf`` if none).
 
-        An intersection held by a traffic car counts as an obstacle at its entrance.
+        The entrance of an intersection that traffic holds counts as an obstacle.
         """
-        _, physics = self._require()
         limit = float("inf")
-        nxt = self._upcoming_crossing()
-        if self.traffic is not None and nxt is not None:
-            enter, _, node = nxt
-            holder = self.traffic.holders.get(node)
-            if holder is not None and holder != PLAYER and s <= enter:
-                limit = enter - s + self.autopilot.config.stop_gap - 1.0
+        if self._crossing_stop is not None:
+            limit = self._crossing_stop - s + self.autopilot.config.stop_gap - 1.0
         return min(limit, self._ray_obstacle(route, s, reach))
 
     def _ray_obstacle(self, route: Route, s: float, reach: float) -> float:

@@ -8,9 +8,22 @@ metres left to the purpose point — that the reward is built from.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from gta_env.sim.town import Town, polyline_length
+
+
+class Crossing(NamedTuple):
+    """An intersection a route passes: where it enters and leaves it, and from which road."""
+
+    enter: float
+    leave: float
+    node: int
+    approach: int
+    path: np.ndarray
+    """Points of the route inside the intersection (for conflict checks)."""
 
 
 class Route:
@@ -42,8 +55,8 @@ class Route:
         self.length = float(self.s[-1])
         self._hint = 0
         self.speed_limit = np.zeros(len(points))
-        self.crossings: list[tuple[float, float, int]] = []
-        """Intersections on the way: ``(s entering, s leaving, node)``, in order."""
+        self.crossings: list[Crossing] = []
+        """Intersections on the way, in order."""
 
     def plan_speed(
         self, *, cruise: float, lateral_accel: float, decel: float, junction_speed: float
@@ -137,7 +150,8 @@ def _trim(points: np.ndarray, start: float, end: float) -> np.ndarray:
 
 def build_route(town: Town, directed: list[tuple[int, bool]], target_node: int) -> Route:
     """Join the right-hand lanes of ``directed`` roads into one :class:`Route`."""
-    trim = town.junction_radius + 1.0
+    # Turns start 1.5 m before the intersection's edge.
+    trim = town.junction_radius + 1.5
     pieces: list[np.ndarray] = []
     for i, (road, forward) in enumerate(directed):
         lane = town.lane_polyline(road, forward)
@@ -177,7 +191,8 @@ def build_route(town: Town, directed: list[tuple[int, bool]], target_node: int) 
         node = town.roads[road].b if forward else town.roads[road].a
         enter = route.s[max(inside[0] - 1, 0)]
         leave = route.s[min(inside[-1] + 1, len(route.s) - 1)]
-        route.crossings.append((float(enter), float(leave), int(node)))
+        path = route.points[max(inside[0] - 1, 0) : inside[-1] + 2]
+        route.crossings.append(Crossing(float(enter), float(leave), int(node), int(road), path))
     return route
 
 

@@ -291,7 +291,7 @@ def generate_town(seed: int, config: TownConfig | None = None) -> Town:
     def to_px(p: np.ndarray) -> np.ndarray:
         return np.round((p - lo) / res * 16).astype(np.int32)  # 4 fractional bits
 
-    junction_radius = cfg.road_half_width + 1.5
+    junction_radius = cfg.road_half_width + 3.0  # rounded corners: turns stay on asphalt
     road_mask = np.zeros(shape, np.uint8)
     kerb_mask = np.zeros(shape, np.uint8)
     for road in roads:

@@ -17,7 +17,7 @@ from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT
 from gta_env.sim.physics import Physics
-from gta_env.sim.route import Route, build_route
+from gta_env.sim.route import Crossing, Route, build_route
 from gta_env.sim.scene import Lighting, car_mesh
 from gta_env.sim.town import Town
 
@@ -48,6 +48,84 @@ def random_walk(
     return path
 
 
+class IntersectionTurns:
+    """Who may be inside which intersection.
+
+    A car asks for its next intersection when it is 12 m from the entrance and holds it until
+    3 m past the exit. It may enter unless a holder coming from another road has a path through
+    the intersection that comes within 3.5 m of its own (a conflict); cars from the same road
+    queue behind each other and keep their distance on their own. First come, first served: a
+    car also yields to conflicting cars that have been waiting longer, so nobody starves.
+    """
+
+    ASK_DISTANCE = 12.0
+    RELEASE_AFTER = 3.0
+    CONFLICT_DISTANCE = 3.5
+
+    def __init__(self) -> None:
+        self._held: dict[int, dict[int, Crossing]] = {}
+        self._waiting: dict[int, dict[int, tuple[int, Crossing]]] = {}
+        self._ticket = 0
+
+    def holders(self, node: int) -> set[int]:
+        """Owners inside or about to enter ``node``."""
+        return set(self._held.get(node, {}))
+
+    def may_enter(self, owner: int, crossing: Crossing) -> bool:
+        """Whether ``owner`` may enter ``crossing`` now: no conflicting holder, and no
+        conflicting car that has waited longer."""
+        node = crossing.node
+        mine = self._waiting.get(node, {}).get(owner, (self._ticket + 1, crossing))[0]
+        others = list(self._held.get(node, {}).items()) + [
+            (o, c) for o, (t, c) in self._waiting.get(node, {}).items() if t < mine
+        ]
+        for other, held in others:
+            if other == owner or held.approach == crossing.approach:
+                continue
+            a, b = crossing.path, held.path
+            d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+            if d.min() < self.CONFLICT_DISTANCE:
+                return False
+        return True
+
+    def negotiate(self, owner: int, crossings: list[Crossing], s: float) -> float | None:
+        """Update ``owner``'s holdings at arc length ``s``; where to stop (None: go on)."""
+        upcoming = next((c for c in crossings if c.leave + self.RELEASE_AFTER >= s), None)
+        for node in [n for n, owners in self._held.items() if owner in owners]:
+            if upcoming is None or node != upcoming.node:
+                self._release(owner, node)
+        for node in [n for n, waiting in self._waiting.items() if owner in waiting]:
+            if upcoming is None or node != upcoming.node:
+                self._stop_waiting(owner, node)
+        if upcoming is None:
+            return None
+        if owner in self._held.get(upcoming.node, {}):
+            return None
+        if s > upcoming.enter or upcoming.enter - s > self.ASK_DISTANCE:
+            return None  # inside already (never stop in the middle), or still far away
+        if self.may_enter(owner, upcoming):
+            self._held.setdefault(upcoming.node, {})[owner] = upcoming
+            self._stop_waiting(owner, upcoming.node)
+            return None
+        waiting = self._waiting.setdefault(upcoming.node, {})
+        if owner not in waiting:
+            self._ticket += 1
+            waiting[owner] = (self._ticket, upcoming)
+        return upcoming.enter
+
+    def _stop_waiting(self, owner: int, node: int) -> None:
+        waiting = self._waiting.get(node, {})
+        waiting.pop(owner, None)
+        if not waiting:
+            self._waiting.pop(node, None)
+
+    def _release(self, owner: int, node: int) -> None:
+        owners = self._held[node]
+        del owners[owner]
+        if not owners:
+            del self._held[node]
+
+
 @dataclass
 class TrafficCar:
     """One traffic car: its path, where it is on it, and its body."""
@@ -58,7 +136,6 @@ class TrafficCar:
     speed: float
     cruise: float
     node: NodePath
-    holding: int = -1
 
 
 class Traffic:
@@ -86,7 +163,7 @@ class Traffic:
         self.town = town
         self.rng = rng
         self.cars: list[TrafficCar] = []
-        self.holders: dict[int, int] = {}
+        self.turns = IntersectionTurns()
         light = Lighting(town.sun, town.sun_color, town.ambient)
         taken = list(keep_clear)
         for i in range(count):
@@ -147,6 +224,9 @@ class Traffic:
         walk = random_walk(self.town, directed, 25, self.rng)
         route = build_route(self.town, walk, -1)
         route.plan_speed(cruise=11.0, lateral_accel=2.4, decel=3.0, junction_speed=6.0)
+        # Traffic is kinematic: it takes the tightest turns at a walking pace, never slower,
+        # so it never holds an intersection for long.
+        route.speed_limit = np.maximum(route.speed_limit, 4.0)
         return route
 
     def _extend(self, car: TrafficCar) -> None:
@@ -178,24 +258,8 @@ class Traffic:
         return float(_AHEAD[hit[0]]) if len(hit) else float("inf")
 
     def _crossing_stop(self, car: TrafficCar) -> float | None:
-        """Where the car must stop for an intersection held by another car (None: go)."""
-        for enter, leave, node in car.route.crossings:
-            if leave + 3.0 < car.s:
-                if self.holders.get(node) == car.index:
-                    del self.holders[node]
-                continue
-            holder = self.holders.get(node)
-            if holder == car.index:
-                return None
-            if enter - car.s > 14.0:
-                return None
-            if holder is None and car.s <= enter:
-                self.holders[node] = car.index
-                return None
-            if car.s > enter:
-                return None  # already inside: never stop in the middle
-            return enter
-        return None
+        """Where the car must stop for an intersection it may not enter yet (None: go)."""
+        return self.turns.negotiate(car.index, car.route.crossings, car.s)
 
     def _free_spot(
         self, taken: list[tuple[float, float]]
