@@ -203,9 +203,12 @@ class Traffic:
         head = np.append(self._headings, player_heading)
         fwd = np.stack([-np.sin(head), np.cos(head)], axis=1) * (CAR_HALF[1] - CAR_HALF[0])
         segments = np.stack([pos - fwd, pos + fwd], axis=1)
+        near = np.hypot(pos[:, None, 0] - pos[None, :, 0], pos[:, None, 1] - pos[None, :, 1]) < 32.0
+        np.fill_diagonal(near, False)
         for k, car in enumerate(self.cars):
             target = min(car.route.limit_at(car.s), car.route.limit_at(car.s + car.speed + 2.0))
-            gap = self._gap_ahead(car, segments[np.arange(len(segments)) != k])
+            # Only cars within reach of the 27 m look-ahead can be in the way.
+            gap = self._gap_ahead(car, segments[near[k]]) if near[k].any() else float("inf")
             target = min(target, float(np.sqrt(2 * 3.0 * max(gap - 6.0, 0.0))))
             stop_at = self._crossing_stop(car)
             if stop_at is not None:
