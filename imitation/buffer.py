@@ -26,19 +26,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from imitation.sample import BATCH_DTYPES
+
 STORAGE_INDEX = "storage_index"
-BATCH_FIELDS = (
-    "hood",
-    "cinematic",
-    "action",
-    "executed_action",
-    "speed",
-    "purpose",
-    "time",
-    "step",
-    "episode_id",
-    "town_id",
-)
+BATCH_FIELDS: tuple[str, ...] = tuple(BATCH_DTYPES)
+"""Keys a sample or batch can carry (the batch format of :mod:`imitation.sample`)."""
 READ_CHUNK = 1024
 
 

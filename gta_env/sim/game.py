@@ -20,6 +20,14 @@ from gta_env.sim.weather import Weather, apply_fog, fog_weights, make_weather
 _CAR_GROUND = -0.23  # the chassis origin rests this far above the ground
 PLAYER = -1  # the player's id among intersection holders
 
+# Camera mounts in the car's frame: position, a point looked at, near plane. The hood camera
+# sits above the front of the cabin, pitched 6 degrees down: the bonnet fills the bottom ~15 %
+# of its frame. The chase camera follows 8.5 m behind and 3.4 m up.
+_MOUNTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float]] = {
+    "hood": ((0.0, 1.2, 1.4 + _CAR_GROUND), (0.0, 11.2, 1.4 + _CAR_GROUND - 1.051), 0.25),
+    "cinematic": ((0.0, -8.5, 3.4), (0.0, 6.0, 0.6), 0.5),
+}
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -268,36 +276,27 @@ class SimGame:
         assert self.car is not None
         cfg = self.config
         for name in cfg.cameras:
-            if name == "hood":
-                mount = self.car.node.attachNewNode("hood-mount")
-                # Above the front of the cabin: the bonnet fills the bottom ~15 % of the frame.
-                mount.setPosHpr(0, 1.2, 1.4 + _CAR_GROUND, 0, -6, 0)
-                self.renderer.add_camera(
-                    "hood",
-                    scene=self.root,
-                    parent=mount,
-                    size=cfg.hood_size,
-                    fov=cfg.hood_fov,
-                    near=0.25,
-                    far=350.0,
-                    clear_color=town.sky,
-                )
-            elif name == "cinematic":
-                mount = self.car.node.attachNewNode("chase-mount")
-                mount.setPos(0, -8.5, 3.4)
-                mount.lookAt(0, 6.0, 0.6)
-                self.renderer.add_camera(
-                    "cinematic",
-                    scene=self.root,
-                    parent=mount,
-                    size=cfg.cinematic_size,
-                    fov=cfg.cinematic_fov,
-                    near=0.5,
-                    far=350.0,
-                    clear_color=town.sky,
-                )
-            else:
-                raise ValueError(f"unknown camera {name!r}; choose from 'hood', 'cinematic'")
+            if name not in _MOUNTS:
+                raise ValueError(f"unknown camera {name!r}; choose from {sorted(_MOUNTS)}")
+            pos, look_at, near = _MOUNTS[name]
+            mount = self.car.node.attachNewNode(f"{name}-mount")
+            mount.setPos(*pos)
+            mount.lookAt(*look_at)
+            size, fov = (
+                (cfg.hood_size, cfg.hood_fov)
+                if name == "hood"
+                else (cfg.cinematic_size, cfg.cinematic_fov)
+            )
+            self.renderer.add_camera(
+                name,
+                scene=self.root,
+                parent=mount,
+                size=size,
+                fov=fov,
+                near=near,
+                far=350.0,
+                clear_color=town.sky,
+            )
 
     def _place_randomly(self, rng: np.random.Generator) -> None:
         car, _ = self._require()
