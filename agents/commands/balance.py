@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="where to write the balanced store")
     p.add_argument("--plots", type=Path, default=None, help="histogram folder (default: --out)")
     p.add_argument("--seed", type=int, default=0, help="seed choosing among plentiful samples")
+    p.add_argument(
+        "--require",
+        choices=["seen", "all"],
+        default="seen",
+        help="seen: bins empty in the data are not required (continuous experts rarely hit "
+        "exact values such as steering 0); all: every bin of the scheme must be filled",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -44,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"input: {report.samples} samples in {report.chunks} chunks from {args.src}")
     for problem in report.corrupt:
         print(f"  skipped corrupt chunk {problem.name}: {problem.reason}")
-    balancer = make_balancer(args.scheme, rng=np.random.default_rng(args.seed))
+    balancer = make_balancer(
+        args.scheme, rng=np.random.default_rng(args.seed), require=args.require
+    )
     result = balance_store(
         store,
         balancer,
