@@ -21,7 +21,7 @@ from agents.evaluate import (
 )
 from tests.agents.helpers import ScriptedAgent, ScriptedInfoEnv
 
-CONFIG = EvalConfig(seeds=(1000,), minutes=0.2)
+CONFIG = EvalConfig(seeds=(1000,), minutes=0.12)
 
 
 @pytest.fixture(scope="module")
