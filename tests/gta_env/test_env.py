@@ -256,3 +256,13 @@ def test_reset_option_picks_the_town(make_env):
     assert info["town_seed"] == 42
     with pytest.raises(ValueError, match="unknown reset option"):
         env.reset(options={"weather": "rain"})
+
+
+def test_gl_renderer_renders_or_says_what_to_use(make_env):
+    try:
+        env = make_env(renderer="gl")
+    except RuntimeError as exc:  # no EGL here: the error names the working alternative
+        assert "renderer='software'" in str(exc)
+        return
+    obs, _ = env.reset(seed=0)
+    assert obs["hood"].std() > 10
