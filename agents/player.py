@@ -229,6 +229,10 @@ class Player:
 
     def console_lines(self) -> list[str]:
         """The Player Console as text lines (terminal and stream)."""
+        return [f"{key:<11s}{value}" for key, value in self.console_rows()]
+
+    def console_rows(self) -> list[tuple[str, str]]:
+        """The Player Console as (label, value) rows."""
         info = self.info
         fps, pps = self.rates()
         dz = np.broadcast_to(np.asarray(self.config.dead_zone, np.float32), self.raw.shape)
@@ -241,18 +245,26 @@ class Player:
         )
         phase = info.get("unstuck_phase") or "driving"
         return [
-            f"model      {self.model_name}",
-            f"age        {model_age(self.model_created)}  swaps {self.swaps}"
-            + ("  (new model waiting for unstuck)" if self._pending else ""),
-            f"raw        throttle/brake {self.raw[0]:+.3f}  steering {self.raw[-1]:+.3f}",
-            f"translated throttle/brake {self.translated[0]:+.3f}  steering "
-            f"{self.translated[-1]:+.3f}",
-            f"dead zone  {', '.join(f'{v:.2f}' for v in dz)}",
-            f"FPS {fps:6.1f}   PPS {pps:6.1f}   step {self.step_count}",
-            f"speed      {float(info.get('speed', 0.0)) * 3.6:5.1f} km/h  ({phase})",
-            f"purpose    {dist:6.1f} m  reached {int(info.get('purposes_reached', 0))}",
-            f"unstucks   {int(info.get('unstucks', 0))}   collisions "
-            f"{int(info.get('collisions', 0))}   distance {float(info.get('distance', 0.0)):.0f} m",
+            ("model", self.model_name),
+            (
+                "age",
+                f"{model_age(self.model_created)}  swaps {self.swaps}"
+                + ("  (new model waiting for unstuck)" if self._pending else ""),
+            ),
+            ("raw", f"throttle/brake {self.raw[0]:+.3f}  steering {self.raw[-1]:+.3f}"),
+            (
+                "translated",
+                f"throttle/brake {self.translated[0]:+.3f}  steering {self.translated[-1]:+.3f}",
+            ),
+            ("dead zone", ", ".join(f"{v:.2f}" for v in dz)),
+            ("FPS / PPS", f"{fps:6.1f} / {pps:6.1f}   step {self.step_count}"),
+            ("speed", f"{float(info.get('speed', 0.0)) * 3.6:5.1f} km/h  ({phase})"),
+            ("purpose", f"{dist:6.1f} m  reached {int(info.get('purposes_reached', 0))}"),
+            (
+                "unstucks",
+                f"{int(info.get('unstucks', 0))}   collisions {int(info.get('collisions', 0))}"
+                f"   distance {float(info.get('distance', 0.0)):.0f} m",
+            ),
         ]
 
     def _console_table(self) -> Any:
@@ -261,9 +273,8 @@ class Player:
         table = Table(title="Player Console", show_header=False, expand=False)
         table.add_column("what", style="bold cyan")
         table.add_column("value")
-        for line in self.console_lines():
-            key, _, value = line.partition(" ")
-            table.add_row(key, value.strip())
+        for key, value in self.console_rows():
+            table.add_row(key, value)
         return table
 
     # ------------------------------------------------------------------ driving

@@ -109,6 +109,8 @@ def fit_image(image: np.ndarray, w: int, h: int) -> np.ndarray:
     nw, nh = max(1, int(round(iw * s))), max(1, int(round(ih * s)))
     interp = cv2.INTER_AREA if s < 1 else (cv2.INTER_NEAREST if s >= 3 else cv2.INTER_LINEAR)
     small = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=interp)
+    if (nw, nh) == (w, h):
+        return small
     out = np.zeros((h, w, 3), np.uint8)
     y0, x0 = (h - nh) // 2, (w - nw) // 2
     out[y0 : y0 + nh, x0 : x0 + nw] = small
@@ -137,7 +139,8 @@ def loss_curve_image(
     series: Sequence[tuple[float, float]], w: int, h: int, *, log: bool = True
 ) -> np.ndarray:
     """A loss curve drawn with OpenCV (fast enough for every frame)."""
-    img = np.full((h, w, 3), PANEL_BG, np.uint8)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = np.asarray(PANEL_BG, np.uint8)
     pad_l, pad_r, pad_t, pad_b = 48, 10, 10, 22
     cv2.rectangle(img, (pad_l, pad_t), (w - pad_r, h - pad_b), (70, 70, 80), 1)
     pts = [(s, v) for s, v in series if np.isfinite(v) and (v > 0 or not log)]
@@ -267,14 +270,24 @@ class StreamComposer:
 
     def __init__(self) -> None:
         self._frame = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
+        self._templates: dict[str, np.ndarray] = {}
+
+    def _template(self, name: str) -> np.ndarray:
+        """Empty tile with its title strip (made once: filling arrays per frame is slow)."""
+        if name not in self._templates:
+            r = TILES[name]
+            tile = np.empty((r.h, r.w, 3), np.uint8)
+            tile[:] = np.asarray(PANEL_BG, np.uint8)
+            tile[:TITLE_H] = np.asarray(TITLE_COLOURS[name], np.uint8)
+            cv2.putText(tile, TITLES[name], (6, TITLE_H - 6), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            self._templates[name] = tile
+        return self._templates[name]
 
     def _tile(self, name: str, content: np.ndarray | None) -> np.ndarray:
         r = TILES[name]
-        tile = np.full((r.h, r.w, 3), PANEL_BG, np.uint8)
+        tile = self._template(name).copy()
         if content is not None:
             tile[TITLE_H:] = fit_image(content, r.w, r.h - TITLE_H)
-        tile[:TITLE_H] = TITLE_COLOURS[name]
-        cv2.putText(tile, TITLES[name], (6, TITLE_H - 6), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         return tile
 
     def compose(self, inputs: StreamInputs) -> np.ndarray:
