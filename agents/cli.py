@@ -21,6 +21,7 @@ COMMANDS = (
     "play",
     "eval",
     "demo",
+    "live",
 )
 """Subcommand modules in `agents.commands`, in the order `--help` lists them."""
 

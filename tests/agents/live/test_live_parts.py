@@ -1,0 +1,181 @@
+"""The live system's parts without Ray: config, inbox, weights, console, the swapping player."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import gta_env  # noqa: F401
+from agents.live import require_ray
+from agents.live.config import LiveConfig
+from agents.live.console import RateMeter, Snapshot, add_rates, render
+from agents.live.player import LivePlayer
+from agents.live.system import check_auth_not_disabled
+from agents.live.trainer import Inbox, TrainerStopped
+from agents.live.weights import WeightsBundle
+from agents.player import PlayerConfig
+from imitation.balance import BinFill
+from imitation.models import model_from_config
+from tests.agents.live.helpers import HOOD, tiny_config
+
+
+def test_ray_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"gta5drive\[live\]"):
+        require_ray()
+
+
+def test_auth_disabled_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(RuntimeError, match="RAY_AUTH_MODE"):
+        check_auth_not_disabled()
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    check_auth_not_disabled()
+
+
+def test_config_rejects_models_that_need_neighbours(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    model = replace(cfg.train.model, frame_stack=3)
+    with pytest.raises(ValueError, match="frame stacking"):
+        LiveConfig(out=tmp_path, train=replace(cfg.train, model=model))
+    with pytest.raises(ValueError, match="collectors"):
+        tiny_config(tmp_path, collectors=-1)
+    with pytest.raises(ValueError, match="v2"):
+        tiny_config(tmp_path, balance="v2")
+
+
+def test_inbox_is_bounded_and_restartable_and_stops() -> None:
+    inbox = Inbox(limit=10)
+    for i in range(4):
+        inbox.put(None, [i] * 4)
+    assert len(inbox) == 8 and inbox.dropped == 8  # the two oldest sets left
+    assert list(inbox) == [[2] * 4, [3] * 4]
+    assert list(inbox) == []  # empty now, but not finished
+    inbox.put(None, [9])
+    assert list(inbox) == [[9]]
+    inbox.stop()
+    with pytest.raises(TrainerStopped):
+        next(inbox)
+
+
+def _bundle(version: int, seed: int) -> WeightsBundle:
+    torch.manual_seed(seed)
+    cfg = tiny_config(Path("unused")).train.model
+    return WeightsBundle.from_model(model_from_config(cfg), version=version, step=version * 10)
+
+
+def test_weights_bundle_round_trip() -> None:
+    bundle = _bundle(3, seed=1)
+    model = bundle.build_model()
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), bundle.arrays[k])
+    policy = bundle.policy()
+    assert policy.meta["version"] == 3
+    obs = {
+        "hood": np.zeros((*HOOD, 3), np.uint8),
+        "purpose": np.zeros(3, np.float32),
+        "speed": np.zeros(1, np.float32),
+    }
+    assert policy.predict(obs).shape == (2,)
+
+
+def test_live_player_swaps_only_when_an_unstuck_starts() -> None:
+    env = gym.make(
+        "GTA5Drive-v0",
+        backend="sim",
+        hood_size=HOOD,
+        traffic=0,
+        stuck_window=0.5,
+        town_seed=7,
+        max_episode_steps=10**9,
+    )
+    offers = iter([None, _bundle(2, seed=2), None, _bundle(3, seed=3)])
+
+    def fetch(known: int) -> WeightsBundle | None:
+        return next(offers, None)
+
+    player = LivePlayer(
+        env=env,
+        bundle=_bundle(1, seed=1),
+        fetch=fetch,
+        config=PlayerConfig(fast=True, console=False, check_every=3),
+    )
+    obs, player.info = env.reset(seed=0)
+    phases = []
+    while player.swaps < 2 and player.step_count < 600:
+        obs, _ = player.step(obs)
+        phases.append(player.info.get("unstuck_phase"))
+    env.close()
+    swaps = [e for e in player.log if e["event"] == "swap"]
+    seen = [e for e in player.log if e["event"] == "new_weights_seen"]
+    assert [s["version"] for s in swaps][:1] == [3] or [s["version"] for s in swaps] == [2, 3]
+    for s in swaps:
+        assert s["unstuck_phase"] == "fade_out"
+        # the step before the swap was driving: the unstuck had just started
+        assert phases[s["step"] - 2] is None and phases[s["step"] - 1] == "fade_out"
+        assert any(e["step"] <= s["step"] and e["version"] == s["version"] for e in seen)
+    assert player.version == swaps[-1]["version"]
+    assert [seg["version"] for seg in player.segments] == [1, *[s["version"] for s in swaps[:-1]]]
+    assert "weights    v" in player.console_lines()[-1]
+
+
+def test_console_renders_rates_restarts_and_bins() -> None:
+    from rich.console import Console
+
+    meter = RateMeter()
+    fill = BinFill(("a", "b"), np.array([3, 1]), np.array([True, True]), 2)
+    collector = {
+        "pid": 11,
+        "recorded": 100,
+        "sent_samples": 40,
+        "episodes": 1,
+        "fill": {"steering": fill},
+    }
+    trainer = {
+        "pid": 12,
+        "step": 5,
+        "batch_size": 16,
+        "received_samples": 40,
+        "buffer_fill": 0.5,
+        "buffer_samples": 256,
+        "buffer_ready": True,
+        "inbox": 0,
+        "committed_samples": 32,
+        "version": 2,
+        "loss": 0.25,
+        "restored_step": 0,
+        "warm_samples": 0,
+    }
+    player = {
+        "pid": 13,
+        "driving": True,
+        "pps": 29.5,
+        "version": 1,
+        "pending": 2,
+        "swaps": 0,
+        "distance_m": 12.0,
+        "unstucks": 1,
+        "collisions": 0,
+    }
+    add_rates(Snapshot([collector], trainer, [player]), meter, now=0.0)
+    later = Snapshot(
+        [{**collector, "pid": 21, "recorded": 50}],
+        {**trainer, "step": 15},
+        [player],
+        header=["gta5drive live"],
+    )
+    add_rates(later, meter, now=2.0)
+    assert later.restarts == {"collector0": 1}
+    assert later.rates["trainer/batches_per_s"] == pytest.approx(5.0)
+    assert later.rates["collector0/samples_per_s"] == 0.0  # a new process starts a new series
+    console = Console(record=True, width=200)
+    console.print(render(later))
+    text = console.export_text()
+    for expected in ("Collectors", "Trainer", "Players", "v2", "v1 (v2 at next unstuck)", "29.5"):
+        assert expected in text
