@@ -7,8 +7,8 @@ and restarts collectors, players and the trainer when their process dies (Ray
 (:meth:`LiveSystem.stop`, also on Ctrl-C) goes collectors → players → trainer, so that every
 set sent is stored and the final checkpoint is written before Ray shuts down.
 
-Security: a local instance keeps Ray's token authentication on (Ray ≥ 2.52 turns it on for
-new local clusters and writes the token to ``~/.ray/auth_token``); the live system refuses to
+Security: a local instance keeps Ray's token authentication on (Ray versions that have it, checked on
+2.60, turn it on for new local clusters and write the token to ``~/.ray/auth_token``); the live system refuses to
 start when ``RAY_AUTH_MODE=disabled`` is set. The dashboard is off unless asked for, and then
 binds to 127.0.0.1 unless another host is given.
 """
@@ -38,7 +38,7 @@ LOG_FILE = "live.jsonl"
 
 def auth_status() -> str:
     """How the installed Ray authenticates: ``"token"``, ``"disabled"`` or ``"unsupported"``."""
-    try:  # a private module of Ray >= 2.52: look it up by name
+    try:  # a private module of recent Ray: look it up by name
         raylet = importlib.import_module("ray._raylet")
         mode = raylet.get_authentication_mode()
         return "token" if mode == raylet.AuthenticationMode.TOKEN else "disabled"
