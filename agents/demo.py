@@ -1,9 +1,10 @@
 """``gta5drive demo``: the whole life cycle on a CPU, every artefact in one folder.
 
 1. **collect**: the embedded world's autopilot drives training towns in parallel worker
-   processes with noise injected into the *executed* steering (DART-style perturbations held for
-   a fraction of a second) while the clean expert action is recorded as the label, so the data
-   contains recoveries from the states the learner will drift into;
+   processes (:func:`imitation.collect.collect`) with noise injected into the *executed*
+   actions (DART-style perturbations held for a fraction of a second) while the clean expert
+   action is recorded as the label, so the data contains recoveries from the states the learner
+   will drift into;
 2. **balance**: thin out the over-represented straight-ahead samples (steering bins);
 3. **train**: a small PilotNet on CPU (:func:`imitation.train.train_bc`), validation on held-out
    training towns;
@@ -16,195 +17,24 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True, kw_only=True)
-class NoiseConfig:
-    """Steering/throttle perturbations of the executed action (labels stay clean).
-
-    Attributes:
-        start_prob: probability per step that a perturbation starts.
-        steer: maximum absolute steering offset (drawn uniformly from ``[steer/3, steer]``, random
-            sign).
-        throttle: maximum absolute throttle offset during a perturbation.
-        frames: (min, max) length of a perturbation in steps.
-    """
-
-    start_prob: float = 1 / 45
-    steer: float = 0.5
-    throttle: float = 0.2
-    frames: tuple[int, int] = (8, 24)
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.start_prob <= 1:
-            raise ValueError(f"NoiseConfig.start_prob must be in [0, 1], got {self.start_prob}")
-        if not (0 <= self.steer <= 2 and 0 <= self.throttle <= 2):
-            raise ValueError("NoiseConfig.steer and .throttle must be in [0, 2]")
-        lo, hi = self.frames
-        if not 1 <= lo <= hi:
-            raise ValueError(f"NoiseConfig.frames must be 1 <= min <= max, got {self.frames}")
+from imitation.noise import NoiseConfig, OutputNoise
 
 
-class SteeringNoise:
-    """Draws the perturbation of each step from an explicit generator."""
-
-    def __init__(self, config: NoiseConfig, *, rng: np.random.Generator) -> None:
-        self.config = config
-        self.rng = rng
-        self._left = 0
-        self._offset = np.zeros(2, np.float32)
-
-    def __call__(self, action: np.ndarray) -> np.ndarray:
-        """The executed action for the expert's clean ``action``."""
-        c = self.config
-        if self._left == 0 and self.rng.random() < c.start_prob:
-            self._left = int(self.rng.integers(c.frames[0], c.frames[1] + 1))
-            sign = self.rng.choice([-1.0, 1.0])
-            self._offset = np.array(
-                [
-                    self.rng.uniform(-c.throttle, c.throttle),
-                    sign * self.rng.uniform(c.steer / 3, c.steer),
-                ],
-                np.float32,
-            )
-        if self._left == 0:
-            return action
-        self._left -= 1
-        return np.clip(action + self._offset, -1.0, 1.0).astype(np.float32)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CollectJob:
-    """One worker's share: drive ``towns`` for ``steps`` each and write to ``store``."""
-
-    store: str
-    towns: tuple[int, ...]
-    steps: int
-    noise: NoiseConfig
-    seed: int
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-
-def collect_worker(job: CollectJob, counter: Any = None) -> int:
-    """Drive the expert with noise on each town of ``job`` and store samples; returns the count."""
-    import gymnasium as gym
-
-    import gta_env  # noqa: F401
-    from imitation.sample import Sample
-    from imitation.storage import SampleWriter, StorageConfig
-
-    env = gym.make(
-        "GTA5Drive-v0",
-        backend="sim",
-        max_episode_steps=job.steps + 1,
-        **dict(job.env_kwargs),
+def demo_noise() -> NoiseConfig:
+    """The demo's perturbations: bigger and longer steering slips than the collector's default,
+    so the data holds many recoveries (a drifting learner must have seen its way back)."""
+    return NoiseConfig(
+        throttle_brake=OutputNoise(probability=1 / 45, magnitude=0.2, duration=(8, 24)),
+        steering=OutputNoise(probability=1 / 45, magnitude=0.5, duration=(8, 24)),
     )
-    written = 0
-    config = StorageConfig(chunk_samples=256, fsync=False)
-    try:
-        with SampleWriter(job.store, config=config, writer_id=f"w{job.seed}") as writer:
-            for town in job.towns:
-                rng = np.random.default_rng([job.seed, town])
-                noise = SteeringNoise(job.noise, rng=rng)
-                obs, info = env.reset(seed=town, options={"town_seed": town})
-                for step in range(job.steps):
-                    label = np.asarray(info["expert_action"], np.float32)
-                    executed = noise(label) if info["unstuck_phase"] is None else label
-                    if info["unstuck_phase"] is None:
-                        writer.append(
-                            Sample(
-                                hood=obs["hood"],
-                                action=label,
-                                executed_action=executed,
-                                speed=float(obs["speed"][0]),
-                                purpose=obs["purpose"],
-                                time=step / 30.0,
-                                step=step,
-                                episode_id=town,
-                                town_id=town,
-                            )
-                        )
-                        written += 1
-                    obs, _, terminated, truncated, info = env.step(executed)
-                    if counter is not None and step % 30 == 29:
-                        with counter.get_lock():
-                            counter.value += 30
-                    if terminated or truncated:
-                        break
-    finally:
-        env.close()
-    return written
-
-
-def collect_demonstrations(
-    store: str | Path,
-    *,
-    towns: Sequence[int],
-    steps: int,
-    workers: int = 2,
-    noise: NoiseConfig | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    env_kwargs: Mapping[str, Any] | None = None,
-) -> int:
-    """Record the noisy expert on ``towns`` (``steps`` each) with parallel worker processes.
-
-    Returns:
-        the number of samples written.
-    """
-    from tqdm import tqdm
-
-    noise = noise or NoiseConfig()
-    workers = max(1, min(workers, len(towns)))
-    shares = [tuple(towns[i::workers]) for i in range(workers)]
-    jobs = [
-        CollectJob(
-            store=str(store),
-            towns=share,
-            steps=steps,
-            noise=noise,
-            seed=seed * 1000 + i,
-            env_kwargs=dict(env_kwargs or {}),
-        )
-        for i, share in enumerate(shares)
-    ]
-    ctx = mp.get_context("spawn")
-    counter = ctx.Value("l", 0)
-    total = steps * len(towns)
-    bar = tqdm(total=total, disable=not progress, unit="step", desc="collect")
-    with ctx.Pool(workers, initializer=_set_counter, initargs=(counter,)) as pool:
-        result = pool.map_async(_collect_with_counter, jobs)
-        while not result.ready():
-            result.wait(0.5)
-            bar.n = min(counter.value, total)
-            bar.refresh()
-        counts = result.get()
-    bar.n = total
-    bar.close()
-    return int(sum(counts))
-
-
-_COUNTER: Any = None
-
-
-def _set_counter(counter: Any) -> None:
-    global _COUNTER
-    _COUNTER = counter
-
-
-def _collect_with_counter(job: CollectJob) -> int:
-    import torch
-
-    torch.set_num_threads(1)
-    return collect_worker(job, _COUNTER)
 
 
 class SubsetStore:
@@ -255,8 +85,9 @@ class DemoConfig:
     """Sizes of every stage of the demo.
 
     Attributes:
-        train_towns: town seeds the expert drives for data.
-        val_towns: of those, towns held out for validation loss (not trained on).
+        first_town: the expert drives towns ``first_town, first_town + 1, ...`` for data, one
+            episode of ``collect_steps`` each; the last one is held out for validation loss.
+        towns: how many training towns.
         eval_towns: held-out town seeds for the driving evaluation (never recorded).
         collect_steps: steps recorded per training town.
         workers: collector processes.
@@ -271,12 +102,12 @@ class DemoConfig:
         seed: seed of everything.
     """
 
-    train_towns: tuple[int, ...] = tuple(range(100, 118))
-    val_towns: tuple[int, ...] = (117,)
+    first_town: int = 100
+    towns: int = 18
     eval_towns: tuple[int, ...] = (1000, 1001, 1002, 1003)
     collect_steps: int = 1200
     workers: int = 2
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    noise: NoiseConfig = field(default_factory=demo_noise)
     image_size: tuple[int, int] = (45, 80)
     dense: int = 128
     train_steps: int = 2000
@@ -290,8 +121,7 @@ class DemoConfig:
     def quick(cls) -> DemoConfig:
         """About 3 minutes on 2 CPUs."""
         return cls(
-            train_towns=tuple(range(100, 108)),
-            val_towns=(107,),
+            towns=8,
             eval_towns=(1000, 1001),
             collect_steps=900,
             train_steps=500,
@@ -309,8 +139,9 @@ def run_demo(
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from agents.stream import film
     from imitation.buffer import BufferConfig
+    from imitation.collect import CollectConfig, collect
     from imitation.models import ModelConfig
-    from imitation.storage import SampleStore
+    from imitation.storage import SampleStore, StorageConfig
     from imitation.train import AugmentConfig, TrainConfig, train_bc
 
     config = config or DemoConfig()
@@ -324,22 +155,28 @@ def run_demo(
         print(f"\n== {name} ({time.perf_counter() - t_start:.0f} s) ==", flush=True)
 
     stage(
-        f"1/5 collect: expert with noise, {len(config.train_towns)} towns x "
+        f"1/5 collect: expert with noise, {config.towns} towns x "
         f"{config.collect_steps} steps, {config.workers} workers"
     )
     t = time.perf_counter()
     data = out / "demonstrations"
-    n = collect_demonstrations(
-        data,
-        towns=config.train_towns,
-        steps=config.collect_steps,
-        workers=config.workers,
-        noise=config.noise,
-        seed=config.seed,
+    collected = collect(
+        CollectConfig(
+            out=data,
+            samples=config.towns * config.collect_steps,
+            workers=config.workers,
+            noise=config.noise,
+            seed=config.first_town,
+            traffic=0,
+            weather="clear",
+            episode_steps=config.collect_steps,
+            storage=StorageConfig(fsync=False),
+        ),
         progress=progress,
     )
+    n = collected.added
     timings["collect_s"] = time.perf_counter() - t
-    print(f"{n} samples in {data}")
+    print(collected.line())
 
     stage("2/5 balance: thin out straight-ahead samples")
     t = time.perf_counter()
@@ -353,7 +190,8 @@ def run_demo(
     t = time.perf_counter()
     run = out / "run"
     towns = balanced.column("town_id")
-    n_train = int((~np.isin(towns, config.val_towns)).sum())
+    val_towns = (int(towns.max()),)
+    n_train = int((~np.isin(towns, val_towns)).sum())
     capacity = min(25_000, int(n_train * 0.9))  # the buffer must be able to fill from train towns
     train_config = TrainConfig(
         model=ModelConfig(backbone="pilotnet", image_size=config.image_size, dense=config.dense),
@@ -362,8 +200,10 @@ def run_demo(
         lr=config.lr,
         warmup_steps=min(100, config.train_steps // 10),
         buffer=BufferConfig(capacity=capacity, start_fill=0.9),
-        augment=AugmentConfig(flip=0.5),
-        val_towns=config.val_towns,
+        # No mirror images: mirrored, the car would keep to the left of the centre line, and
+        # right-hand traffic would teach lane keeping on both sides at once.
+        augment=AugmentConfig(flip=0.0),
+        val_towns=val_towns,
         val_samples=1024,
         val_every=max(config.train_steps // 4, 1),
         checkpoint_every=max(config.train_steps // 4, 1),

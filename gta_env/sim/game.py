@@ -371,7 +371,7 @@ class SimGame:
     def _ray_obstacle(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
         step = 5.0
-        # Start ahead of the bumper (the car's own body is solid to the rays too).
+        # Start ahead of the bumper: what stands closer is being hit already.
         prev = route.point_at(s + 3.0)
         t = s + 3.0
         while t < s + reach:

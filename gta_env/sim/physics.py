@@ -28,6 +28,9 @@ VEHICLE_KINDS = frozenset({"parked_car", "traffic_car"})
 SOLID_KINDS = frozenset({"building", "pole", "tree", "parked_car", "wall"})
 SOLID_MASK = BitMask32.bit(1)
 CAR_MASK = BitMask32.bit(2)
+SENSED_MASK = BitMask32.bit(3)
+"""What the autopilot's rays see: everything solid except the player's own car (in a tight
+turn its front corner reaches into the look-ahead path)."""
 CONTACT_DEBOUNCE = 15  # frames (0.5 s)
 
 
@@ -80,7 +83,7 @@ class Physics:
                 )
                 node.addShape(shape, ts)
             np_ = self.root.attachNewNode(node)
-            np_.setCollideMask(SOLID_MASK)
+            np_.setCollideMask(SOLID_MASK | SENSED_MASK)
             self.world.attachRigidBody(node)
         self._last_touch: dict[str, int] = {}
         self._frame = 0
@@ -91,7 +94,7 @@ class Physics:
         node.addShape(BulletBoxShape(Vec3(*half)), TransformState.makePos(Point3(0, 0, half[2])))
         node.setKinematic(True)
         np_ = self.root.attachNewNode(node)
-        np_.setCollideMask(SOLID_MASK | CAR_MASK)
+        np_.setCollideMask(SOLID_MASK | CAR_MASK | SENSED_MASK)
         self.world.attachRigidBody(node)
         return np_
 
@@ -100,8 +103,9 @@ class Physics:
         self.world.doPhysics(dt, 8, 1.0 / 120.0)
 
     def ray_hit(self, start: tuple[float, float, float], end: tuple[float, float, float]) -> str:
-        """Name of the first solid body between ``start`` and ``end`` ('' if none)."""
-        hit = self.world.rayTestClosest(Point3(*start), Point3(*end), SOLID_MASK)
+        """Name of the first solid body other than the player's car between ``start`` and
+        ``end`` ('' if none)."""
+        hit = self.world.rayTestClosest(Point3(*start), Point3(*end), SENSED_MASK)
         return hit.getNode().getName() if hit.hasHit() else ""
 
     def new_contacts(self, body: BulletRigidBodyNode) -> tuple[CollisionEvent, ...]:

@@ -170,3 +170,21 @@ def test_stuck_detector_needs_a_full_window():
     assert not any(moving.update((float(i), 0.0)) for i in range(20))
     with pytest.raises(ValueError):
         StuckDetector(window=1, min_distance=1.0)
+
+
+def test_the_autopilot_sensor_never_sees_its_own_car():
+    game = SimGame(SimConfig(cameras=()))
+    try:
+        game.load(102)
+        game.new_purpose(np.random.default_rng(0))
+        game.step(Controls(0.0, 1.0, 0.0))
+        x, y = game.car.position
+        # A ray straight through the player's car (as the look-ahead rays pass through its
+        # front corner in a tight turn) sees nothing ...
+        assert game.physics.ray_hit((x - 5, y, 0.7), (x + 5, y, 0.7)) == ""
+        assert game.physics.ray_hit((x, y - 5, 0.7), (x, y + 5, 0.7)) == ""
+        # ... while a ray through a building does.
+        b = next(p for p in game.town.props if p.kind == "building")
+        assert game.physics.ray_hit((b.x, b.y - 30, 1.0), (b.x, b.y, 1.0)) != ""
+    finally:
+        game.close()
