@@ -90,6 +90,10 @@ class TrainConfig:
         grad_clip: gradient-norm clip (0 = off).
         buffer: buffer capacity, start threshold, shared or per-output.
         augment: augmentation.
+        augment_on: where frames are augmented: ``"loader"`` (numpy, on the loader thread),
+            ``"device"`` (torch ops on the batch after the host→device copy; the loader only
+            draws the factors and flips labels) or ``"auto"`` (device on CUDA, loader on CPU).
+            Both apply the same draws and arithmetic.
         val_towns: town ids held out for validation (never trained on).
         val_samples: validation samples (a fixed random subset of the held-out towns).
         val_every: steps between validations (0 = only at the end).
@@ -118,6 +122,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     buffer: BufferConfig = field(default_factory=BufferConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment_on: Literal["auto", "loader", "device"] = "auto"
     val_towns: tuple[int, ...] = ()
     val_samples: int = 2048
     val_every: int = 500
@@ -154,6 +159,8 @@ class TrainConfig:
             )
         if self.augment.flip and "steering" not in [o.name for o in self.model.outputs]:
             raise ValueError("augment.flip needs an output named 'steering' to negate")
+        if self.augment_on not in ("auto", "loader", "device"):
+            raise ValueError(f"augment_on must be auto, loader or device, got {self.augment_on!r}")
         if self.prefetch < 1:
             raise ValueError(f"prefetch must be >= 1, got {self.prefetch}")
 
@@ -178,6 +185,77 @@ class TrainConfig:
 # --------------------------------------------------------------------------- augmentation
 
 
+AugmentParams = dict[str, np.ndarray]
+"""Per-sample augmentation draws of one batch: ``brightness``, ``contrast``, ``saturation``
+(float32 factors) and ``flip`` (bool), each ``(B,)``; a key is absent when that part is off."""
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+def draw_augment_params(
+    n: int, config: AugmentConfig, rng: np.random.Generator, *, steering: int | None
+) -> AugmentParams:
+    """Draw one batch's augmentation factors (the same draws, in the same order, wherever the
+    augmentation is then applied: loader thread or device)."""
+    params: AugmentParams = {}
+    if config.brightness or config.contrast or config.saturation:
+        for name in ("brightness", "contrast", "saturation"):
+            amount = getattr(config, name)
+            params[name] = rng.uniform(1 - amount, 1 + amount, n).astype(np.float32)
+    if config.flip and steering is not None:
+        params["flip"] = rng.random(n) < config.flip
+    return params
+
+
+def flip_labels(batch: dict[str, np.ndarray], flip: np.ndarray, steering: int) -> None:
+    """Negate what a horizontal flip mirrors, in place: steering (label, executed and previous
+    action, history) and the purpose bearing's sine (left ↔ right)."""
+    if not flip.any():
+        return
+    for key in ("action", "executed_action", "prev_action"):
+        if key in batch:
+            batch[key][flip, steering] *= -1
+    batch["purpose"][flip, 1] *= -1
+    if "history" in batch:
+        a = batch["history"].shape[-1] - 4
+        batch["history"][flip, :, steering] *= -1
+        batch["history"][flip, :, a + 2] *= -1
+
+
+def augment_frames(frames: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Colour jitter and horizontal flips of a uint8 frame batch ``(B, H, W, C)`` with torch ops.
+
+    The same arithmetic as :func:`augment_batch` (float32, rounded back to uint8), so it runs
+    wherever the frames are: on the GPU after the host→device copy, the loader thread then only
+    draws the factors and flips the labels. Labels are not touched here (see :func:`flip_labels`).
+
+    Args:
+        frames: uint8 ``(B, H, W, C)``; C = 3 (or 1) × stacked frames.
+        params: :data:`AugmentParams` as tensors on the frames' device.
+
+    Returns:
+        a new uint8 tensor of the same shape (``frames`` itself when ``params`` is empty).
+    """
+    out = frames
+    b, h, w, c = frames.shape
+    if "brightness" in params:
+        per = 3 if c % 3 == 0 else 1
+        img = frames.float().view(b, h, w, c // per, per)
+        bright = params["brightness"].view(b, 1, 1, 1, 1)
+        contrast = params["contrast"].view(b, 1, 1, 1, 1)
+        img = img * bright
+        mean = img.mean(dim=(1, 2, 4), keepdim=True)
+        img = (img - mean) * contrast + mean
+        if per == 3:
+            luma = torch.tensor(LUMA, dtype=img.dtype, device=img.device)
+            grey = (img * luma).sum(dim=-1, keepdim=True)
+            img = (img - grey) * params["saturation"].view(b, 1, 1, 1, 1) + grey
+        out = (img + 0.5).clamp_(0, 255).to(torch.uint8).view(b, h, w, c)
+    if "flip" in params:
+        out = torch.where(params["flip"].view(b, 1, 1, 1), out.flip(2), out)
+    return out
+
+
 def augment_batch(
     batch: dict[str, np.ndarray],
     config: AugmentConfig,
@@ -186,7 +264,7 @@ def augment_batch(
     steering: int | None,
     camera_keys: Iterable[str] = ("hood", "cinematic"),
 ) -> dict[str, np.ndarray]:
-    """Colour jitter and label-consistent horizontal flips, in place on a prepared batch.
+    """Colour jitter and label-consistent horizontal flips, in place on a prepared batch (numpy).
 
     Args:
         batch: prepared batch (uint8 cameras ``(B, H, W, C)``; ``action``, ``purpose``, and
@@ -200,11 +278,9 @@ def augment_batch(
         the same batch.
     """
     cams = [k for k in camera_keys if k in batch]
-    n = len(batch["action"])
-    if config.brightness or config.contrast or config.saturation:
-        b = rng.uniform(1 - config.brightness, 1 + config.brightness, n).astype(np.float32)
-        c = rng.uniform(1 - config.contrast, 1 + config.contrast, n).astype(np.float32)
-        s = rng.uniform(1 - config.saturation, 1 + config.saturation, n).astype(np.float32)
+    params = draw_augment_params(len(batch["action"]), config, rng, steering=steering)
+    if "brightness" in params:
+        b, c, s = (params[k] for k in ("brightness", "contrast", "saturation"))
         for key in cams:
             img = batch[key].astype(np.float32)
             per = 3 if img.shape[-1] % 3 == 0 else 1
@@ -213,22 +289,15 @@ def augment_batch(
             mean = img.mean(axis=(1, 2, 4), keepdims=True)
             img = (img - mean) * c[:, None, None, None, None] + mean
             if per == 3:
-                grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+                grey = img @ np.array(LUMA, np.float32)
                 img = (img - grey[..., None]) * s[:, None, None, None, None] + grey[..., None]
             batch[key] = np.clip(img + 0.5, 0, 255).astype(np.uint8).reshape(batch[key].shape)
-    if config.flip and steering is not None:
-        flip = rng.random(n) < config.flip
+    if "flip" in params and steering is not None:
+        flip = params["flip"]
         if flip.any():
             for key in cams:
                 batch[key][flip] = batch[key][flip][:, :, ::-1]
-            for key in ("action", "executed_action", "prev_action"):
-                if key in batch:
-                    batch[key][flip, steering] *= -1
-            batch["purpose"][flip, 1] *= -1  # sine of the bearing: left ↔ right
-            if "history" in batch:
-                a = batch["history"].shape[-1] - 4
-                batch["history"][flip, :, steering] *= -1
-                batch["history"][flip, :, a + 2] *= -1
+            flip_labels(batch, flip, steering)
     return batch
 
 
@@ -303,6 +372,17 @@ class Prepared:
     buffer_stats: dict[str, float]
     buffer_state: dict[str, np.ndarray] | None
     samples: int
+    augment: dict[str, torch.Tensor] | None = None
+    """Frame augmentation still to apply on the device (``augment_on="device"``)."""
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """Inputs with any pending device augmentation applied to the cameras."""
+        if not self.augment:
+            return self.inputs
+        return {
+            k: augment_frames(v, self.augment) if k in ("hood", "cinematic") else v
+            for k, v in self.inputs.items()
+        }
 
 
 def _step_rng(seed: int, step: int, stream: int) -> np.random.Generator:
@@ -431,20 +511,34 @@ class BatchMaker:
         target = torch.from_numpy(prepared["action"]).to(device, non_blocking=pin)
         return inputs, target
 
-    def make(self, step: int, device: torch.device) -> Prepared:
-        """Refill, draw, add context, augment, convert: the batch of ``step``."""
+    def make(self, step: int, device: torch.device, *, augment_on_device: bool = False) -> Prepared:
+        """Refill, draw, add context, augment, convert: the batch of ``step``.
+
+        With ``augment_on_device`` the frames leave unaugmented and :attr:`Prepared.augment`
+        carries the factors (already drawn, labels already flipped) for the device.
+        """
         self.refill(step)
         raw, mask = self.buffers.draw(self.config.batch_size)
         snapshot = self.buffers.state() if self.store is not None else None
         prepared = self.context(raw)
+        pending: dict[str, torch.Tensor] | None = None
         if self.config.augment.enabled:
-            augment_batch(
-                prepared,
-                self.config.augment,
-                _step_rng(self.config.seed, step, 1),
-                steering=self.steering,
-                camera_keys=self.pre.camera_keys,
-            )
+            rng = _step_rng(self.config.seed, step, 1)
+            if augment_on_device:
+                params = draw_augment_params(
+                    len(prepared["action"]), self.config.augment, rng, steering=self.steering
+                )
+                if "flip" in params and self.steering is not None:
+                    flip_labels(prepared, params["flip"], self.steering)
+                pending = {k: torch.from_numpy(v).to(device) for k, v in params.items()}
+            else:
+                augment_batch(
+                    prepared,
+                    self.config.augment,
+                    rng,
+                    steering=self.steering,
+                    camera_keys=self.pre.camera_keys,
+                )
         inputs, target = self.to_tensors(prepared, device)
         mask_t = torch.from_numpy(mask).to(device) if self.buffers.per_output else None
         return Prepared(
@@ -455,6 +549,7 @@ class BatchMaker:
             buffer_stats=self.buffers.stats(),
             buffer_state=snapshot,
             samples=len(target),
+            augment=pending,
         )
 
 
@@ -575,6 +670,12 @@ class Trainer:
         cuda = self.device.type == "cuda"
         self.bf16 = cuda if config.bf16 is None else config.bf16
         self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.augment_on_device = (
+            cuda if config.augment_on == "auto" else config.augment_on == "device"
+        )
+        if cuda:
+            # Frame sizes are fixed for a run: let cuDNN pick its fastest convolutions once.
+            torch.backends.cudnn.benchmark = True
         torch.manual_seed(config.seed)
         self.model: DrivingModel = model_from_config(config.model).to(self.device)
         if self.channels_last:
@@ -804,9 +905,14 @@ class Trainer:
 
     def train_step(self, batch: Prepared) -> dict[str, float]:
         """One optimiser step on a prepared batch."""
+        return {k: float(v) for k, v in self._step(batch).items()}
+
+    def _step(self, batch: Prepared) -> dict[str, torch.Tensor]:
+        """One optimiser step; the losses stay on the device (reading them would make the host
+        wait for the GPU every step, instead of queueing the next step while this one runs)."""
         self.model.train()
         with self._autocast():
-            raw = self.forward(batch.inputs)
+            raw = self.forward(batch.model_inputs())
             loss, parts = self.model.loss(
                 raw, batch.target, prev_action=batch.inputs.get("prev_action"), mask=batch.mask
             )
@@ -817,8 +923,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return {
-            "train/loss": float(loss.detach()),
-            **{f"train/loss_{k}": float(v.detach()) for k, v in parts.items()},
+            "train/loss": loss.detach(),
+            **{f"train/loss_{k}": v.detach() for k, v in parts.items()},
         }
 
     def train(self, steps: int | None = None) -> dict[str, float]:
@@ -834,7 +940,9 @@ class Trainer:
             self._open_loggers()
         cfg = self.config
         loader = BackgroundLoader(
-            lambda s: self.maker.make(s, self.device), range(self.step, end), cfg.prefetch
+            lambda s: self.maker.make(s, self.device, augment_on_device=self.augment_on_device),
+            range(self.step, end),
+            cfg.prefetch,
         )
         bar = tqdm(
             total=end, initial=self.step, disable=not cfg.progress, desc="train", unit="step"
@@ -843,12 +951,13 @@ class Trainer:
         t_last, samples = time.perf_counter(), 0
         try:
             for batch in loader:
-                metrics = self.train_step(batch)
+                step_losses = self._step(batch)
                 self.step = batch.step + 1
                 self._last_state = batch.buffer_state
                 samples += batch.samples
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == end:
+                    metrics = {k: float(v) for k, v in step_losses.items()}
                     now = time.perf_counter()
                     sps = samples / max(now - t_last, 1e-9)
                     t_last, samples = now, 0
@@ -866,7 +975,7 @@ class Trainer:
                         loss=f"{metrics['train/loss']:.4f}", sps=f"{sps:.0f}", fill=f"{fill:.0%}"
                     )
                 if cfg.image_every and self.step % cfg.image_every == 0:
-                    self.log_images(batch.inputs, self.step)
+                    self.log_images(batch.model_inputs(), self.step)
                 if (cfg.val_every and self.step % cfg.val_every == 0) or self.step == end:
                     val = self.validate()
                     if val:
@@ -923,6 +1032,9 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "augment_batch",
+    "augment_frames",
+    "draw_augment_params",
+    "flip_labels",
     "as_batch",
     "train_bc",
     "with_overrides",

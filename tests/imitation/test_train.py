@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,15 @@ import torch
 from imitation.buffer import BufferConfig
 from imitation.checkpoint import load_checkpoint
 from imitation.models import ModelConfig, OutputSpec
-from imitation.train import AugmentConfig, TrainConfig, Trainer, augment_batch
+from imitation.train import (
+    AugmentConfig,
+    TrainConfig,
+    Trainer,
+    augment_batch,
+    augment_frames,
+    draw_augment_params,
+    flip_labels,
+)
 
 H, W = 24, 48
 
@@ -173,6 +182,61 @@ def test_flip_negates_steering_and_purpose_sine() -> None:
     np.testing.assert_array_equal(out["history"][0, 0], [1, -1, 1, 1, -1, 1])
 
 
+@pytest.mark.parametrize("channels", [3, 9, 1])
+def test_device_augmentation_matches_the_loaders(channels: int) -> None:
+    """augment_frames (torch, for the GPU) applies the same draws and arithmetic as the numpy
+    loader path: frames within one grey level, labels flipped identically."""
+    rng = np.random.default_rng(3)
+    n = 16
+    batch: dict[str, np.ndarray] = {
+        "hood": rng.integers(0, 256, (n, 12, 20, channels), dtype=np.uint8),
+        "action": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        "purpose": rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+    }
+    cfg = AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.3, flip=0.5)
+    ref = augment_batch(
+        {k: v.copy() for k, v in batch.items()}, cfg, np.random.default_rng(7), steering=1
+    )
+    params = draw_augment_params(n, cfg, np.random.default_rng(7), steering=1)
+    assert params["flip"].any() and not params["flip"].all()
+    labels = {k: v.copy() for k, v in batch.items()}
+    flip_labels(labels, params["flip"], 1)
+    frames = augment_frames(
+        torch.from_numpy(batch["hood"]), {k: torch.from_numpy(v) for k, v in params.items()}
+    )
+    diff = np.abs(frames.numpy().astype(int) - ref["hood"].astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01
+    np.testing.assert_array_equal(labels["action"], ref["action"])
+    np.testing.assert_array_equal(labels["purpose"], ref["purpose"])
+
+
+def test_trainer_augments_on_device_when_asked(store: ColumnStore, tmp_path: Path) -> None:
+    """augment_on="device": the loader leaves frames alone and hands the factors over; the
+    batch the model sees equals the loader-augmented one (within a grey level)."""
+    cfg = small_config(augment_on="device")
+    trainer = Trainer(config=cfg, store=store, out_dir=tmp_path / "dev")
+    assert trainer.augment_on_device
+    dev = trainer.maker.make(0, trainer.device, augment_on_device=True)
+    assert dev.augment is not None and set(dev.augment) == {
+        "brightness",
+        "contrast",
+        "saturation",
+        "flip",
+    }
+    other = Trainer(config=small_config(augment_on="loader"), store=store, out_dir=tmp_path / "cpu")
+    assert not other.augment_on_device
+    loader = other.maker.make(0, other.device)
+    assert loader.augment is None
+    seen = dev.model_inputs()["hood"].numpy().astype(int)
+    assert np.abs(seen - loader.inputs["hood"].numpy().astype(int)).max() <= 1
+    torch.testing.assert_close(dev.target, loader.target)
+    torch.testing.assert_close(dev.inputs["purpose"], loader.inputs["purpose"])
+    trainer.train(steps=3)
+    assert trainer.step == 3
+    trainer.close()
+    other.close()
+
+
 def test_config_round_trip_and_errors() -> None:
     cfg = small_config()
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -180,3 +244,35 @@ def test_config_round_trip_and_errors() -> None:
         small_config(batch_size=1000)
     with pytest.raises(ValueError, match="exactly one data source"):
         Trainer(config=cfg)
+
+
+@pytest.mark.timm
+@pytest.mark.skipif(
+    importlib.util.find_spec("timm") is None, reason="needs the timm extra (GPU machine)"
+)
+@pytest.mark.parametrize("name", ["xception41", "inception_resnet_v2"])
+def test_timm_backbone_trains_through_the_trainer(
+    name: str, store: ColumnStore, tmp_path: Path
+) -> None:
+    """A timm backbone trains end to end (CUDA when present: bf16, channels-last, device
+    augmentation) and its checkpoint loads into a policy."""
+    from imitation.policy import BCPolicy
+
+    cfg = small_config(
+        model=ModelConfig(backbone=name, image_size=(96, 128), dense=64),
+        steps=6,
+        batch_size=8,
+        device="auto",
+        image_every=0,
+    )
+    trainer = Trainer(config=cfg, store=store, out_dir=tmp_path)
+    trainer.train()
+    trainer.close()
+    assert trainer.step == 6
+    assert all(np.isfinite(h["train/loss"]) for h in trainer.history if "train/loss" in h)
+    policy = BCPolicy.load(tmp_path / "checkpoints")
+    one = store.read_batch(np.arange(1))
+    obs = {k: one[k][0] for k in ("purpose", "speed")}
+    obs["hood"] = policy.preprocessing.frames(one["hood"])[0]  # resized as the wrappers would
+    action = policy.predict(obs)
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
