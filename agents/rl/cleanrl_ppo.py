@@ -1,0 +1,274 @@
+"""PPO on `GTA5Drive-v0` in one file, CleanRL style (no Stable-Baselines3).
+
+Shows that the env's Gymnasium contract holds outside SB3: the env is made by its string id,
+vectorised with Gymnasium's own ``SyncVectorEnv``, and trained by a loop readable top to
+bottom (after CleanRL's ``ppo_continuous_action.py``). Metrics are ``charts/…`` and
+``losses/…`` in TensorBoard::
+
+    python -m agents.rl.cleanrl_ppo --total-timesteps 100000 --num-envs 2
+    tensorboard --logdir runs/cleanrl
+
+The agent is a small CNN over the hood camera plus the purpose vector and speed, with a
+Gaussian policy head (state-independent log std) and a value head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+ENV_ID = "gta_env:GTA5Drive-v0"
+
+
+@dataclass
+class Args:
+    """Everything the run needs (each field is a ``--flag``)."""
+
+    seed: int = 1
+    total_timesteps: int = 100_000
+    num_envs: int = 2
+    num_steps: int = 256
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hood_size: str = "45x80"
+    max_episode_steps: int = 1000
+    out: str = "runs/cleanrl"
+    cuda: bool = False
+
+
+def make_env(args: Args, idx: int) -> gym.Env:
+    """One env by string id (importing ``gta_env`` through the id), smaller hood for speed."""
+    h, w = (int(v) for v in args.hood_size.split("x"))
+    env = gym.make(
+        ENV_ID, backend="sim", hood_size=(h, w), max_episode_steps=args.max_episode_steps
+    )
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env.action_space.seed(args.seed + idx)
+    return env
+
+
+def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, std)  # type: ignore[arg-type]
+    nn.init.constant_(layer.bias, bias)  # type: ignore[arg-type]
+    return layer
+
+
+class Agent(nn.Module):
+    """CNN over the hood + purpose + speed; actor mean, log std, critic."""
+
+    def __init__(self, obs_space: gym.spaces.Dict, action_dim: int) -> None:
+        super().__init__()
+        h, w, c = obs_space["hood"].shape  # type: ignore[misc]
+        self.cnn = nn.Sequential(
+            layer_init(nn.Conv2d(c, 16, 5, stride=2)),
+            nn.ReLU(),
+            layer_init(nn.Conv2d(16, 32, 3, stride=2)),
+            nn.ReLU(),
+            layer_init(nn.Conv2d(32, 32, 3, stride=2)),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d((2, 4)),
+            nn.Flatten(),
+        )
+        width = 32 * 8 + 3 + 1
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(width, 128)), nn.Tanh(), layer_init(nn.Linear(128, 1), std=1.0)
+        )
+        self.actor_mean = nn.Sequential(
+            layer_init(nn.Linear(width, 128)),
+            nn.Tanh(),
+            layer_init(nn.Linear(128, action_dim), std=0.01),
+        )
+        self.actor_logstd = nn.Parameter(torch.full((1, action_dim), -0.5))
+
+    def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hood = obs["hood"].permute(0, 3, 1, 2).float() / 255.0
+        speed = obs["speed"].float().view(-1, 1) / 30.0
+        return torch.cat([self.cnn(hood), obs["purpose"].float(), speed], dim=1)
+
+    def get_value(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.critic(self.features(obs))
+
+    def get_action_and_value(
+        self, obs: dict[str, torch.Tensor], action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.features(obs)
+        mean = self.actor_mean(x)
+        dist = Normal(mean, self.actor_logstd.expand_as(mean).exp())
+        if action is None:
+            action = dist.sample()
+        return action, dist.log_prob(action).sum(1), dist.entropy().sum(1), self.critic(x)
+
+
+def to_tensors(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+
+
+def train(args: Args) -> dict[str, float]:
+    """Run PPO; returns the last logged charts/losses."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    batch_size = args.num_envs * args.num_steps
+    minibatch_size = batch_size // args.num_minibatches
+    num_iterations = max(1, args.total_timesteps // batch_size)
+    writer = SummaryWriter(str(Path(args.out) / f"ppo_s{args.seed}_{int(time.time())}"))
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    envs = gym.vector.SyncVectorEnv(
+        [functools.partial(make_env, args, i) for i in range(args.num_envs)]
+    )
+    obs_space = envs.single_observation_space
+    act_space = envs.single_action_space
+    assert isinstance(obs_space, gym.spaces.Dict) and isinstance(act_space, gym.spaces.Box)
+    agent = Agent(obs_space, int(np.prod(act_space.shape))).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    storage_obs = {
+        k: torch.zeros((args.num_steps, args.num_envs, *s.shape), dtype=torch.float32).to(device)  # type: ignore[misc]
+        for k, s in obs_space.spaces.items()
+    }
+    actions = torch.zeros((args.num_steps, args.num_envs, *act_space.shape)).to(device)
+    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+
+    global_step, start = 0, time.time()
+    next_obs_np, _ = envs.reset(seed=args.seed)
+    next_obs = to_tensors(next_obs_np, device)
+    next_done = torch.zeros(args.num_envs).to(device)
+    logged: dict[str, float] = {}
+    v_loss = pg_loss = entropy_loss = approx_kl = torch.zeros(())
+    low, high = act_space.low, act_space.high
+
+    for iteration in range(1, num_iterations + 1):
+        optimizer.param_groups[0]["lr"] = args.learning_rate * (
+            1.0 - (iteration - 1.0) / num_iterations
+        )
+        for step in range(args.num_steps):
+            global_step += args.num_envs
+            for k in storage_obs:
+                storage_obs[k][step] = next_obs[k].float()
+            dones[step] = next_done
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
+                values[step] = value.flatten()
+            actions[step], logprobs[step] = action, logprob
+            next_obs_np, reward, term, trunc, infos = envs.step(
+                np.clip(action.cpu().numpy(), low, high)
+            )
+            next_done = torch.as_tensor(np.logical_or(term, trunc), dtype=torch.float32).to(device)
+            rewards[step] = torch.as_tensor(reward, dtype=torch.float32).to(device).view(-1)
+            next_obs = to_tensors(next_obs_np, device)
+            if "episode" in infos:
+                for i in np.flatnonzero(infos.get("_episode", [])):
+                    logged["charts/episodic_return"] = float(infos["episode"]["r"][i])
+                    logged["charts/episodic_length"] = float(infos["episode"]["l"][i])
+                    writer.add_scalar(
+                        "charts/episodic_return", infos["episode"]["r"][i], global_step
+                    )
+                    writer.add_scalar(
+                        "charts/episodic_length", infos["episode"]["l"][i], global_step
+                    )
+
+        with torch.no_grad():  # generalised advantage estimation
+            next_value = agent.get_value(next_obs).reshape(1, -1)
+            advantages = torch.zeros_like(rewards).to(device)
+            lastgaelam = torch.zeros(args.num_envs).to(device)
+            for t in reversed(range(args.num_steps)):
+                if t == args.num_steps - 1:
+                    nextnonterminal, nextvalues = 1.0 - next_done, next_value
+                else:
+                    nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
+                lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
+                advantages[t] = lastgaelam
+            returns = advantages + values
+
+        b_obs = {k: v.reshape((-1, *v.shape[2:])) for k, v in storage_obs.items()}
+        b_logprobs, b_actions = logprobs.reshape(-1), actions.reshape((-1, *act_space.shape))
+        b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
+        b_values = values.reshape(-1)
+        b_inds = np.arange(batch_size)
+        clipfracs = []
+        for _epoch in range(args.update_epochs):
+            rng.shuffle(b_inds)
+            for begin in range(0, batch_size, minibatch_size):
+                mb = b_inds[begin : begin + minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                    {k: v[mb] for k, v in b_obs.items()}, b_actions[mb]
+                )
+                logratio = newlogprob - b_logprobs[mb]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
+                mb_adv = b_advantages[mb]
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                pg_loss = torch.max(
+                    -mb_adv * ratio,
+                    -mb_adv * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef),
+                ).mean()
+                v_loss = 0.5 * ((newvalue.view(-1) - b_returns[mb]) ** 2).mean()
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+        var_y = float(b_returns.var())
+        explained = float("nan") if var_y == 0 else 1 - float((b_returns - b_values).var()) / var_y
+        sps = int(global_step / (time.time() - start))
+        logged.update(
+            {
+                "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                "losses/value_loss": v_loss.item(),
+                "losses/policy_loss": pg_loss.item(),
+                "losses/entropy": entropy_loss.item(),
+                "losses/approx_kl": approx_kl.item(),
+                "losses/clipfrac": float(np.mean(clipfracs)),
+                "losses/explained_variance": explained,
+                "charts/SPS": float(sps),
+            }
+        )
+        for key, scalar in logged.items():
+            writer.add_scalar(key, scalar, global_step)
+        print(f"step {global_step}  SPS {sps}  value loss {v_loss.item():.3f}", flush=True)
+    envs.close()
+    writer.close()
+    return logged
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """:class:`Args` from the command line (one ``--flag`` per field)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for f in fields(Args):
+        default = getattr(Args, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    return Args(**vars(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    train(parse_args())
