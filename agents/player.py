@@ -38,6 +38,29 @@ from wrappers.dead_zone import dead_zone_translate
 logger = logging.getLogger(__name__)
 
 
+class Pacer:
+    """Holds a loop to ``rate`` iterations per second of wall time; ``rate=None`` runs free.
+
+    When an iteration is late the schedule restarts from now: a slow moment is never made up
+    by a burst of fast predictions.
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        self.period = 1.0 / rate if rate else 0.0
+        self.deadline = time.perf_counter()
+
+    def wait(self) -> None:
+        """Sleep until the next iteration is due."""
+        if not self.period:
+            return
+        self.deadline += self.period
+        delay = self.deadline - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            self.deadline = time.perf_counter()
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlayerConfig:
     """How the player drives.
@@ -346,9 +369,8 @@ class Player:
         cfg = self.config
         obs, self.info = self.env.reset(seed=seed)
         self.agent.reset()
-        period = 0.0 if cfg.fast else 1.0 / cfg.rate
+        pacer = Pacer(None if cfg.fast else cfg.rate)
         t0 = time.perf_counter()
-        deadline = t0
         live = bar = None
         if cfg.console:
             from rich.live import Live
@@ -376,13 +398,7 @@ class Player:
                     distance += float(self.info["distance"])
                     obs, self.info = self.env.reset()
                     self.agent.reset()
-                if period:
-                    deadline += period
-                    delay = deadline - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    else:
-                        deadline = time.perf_counter()  # late: do not try to catch up
+                pacer.wait()
         except KeyboardInterrupt:
             pass
         finally:

@@ -28,7 +28,7 @@ import numpy as np
 from agents.bc import BCAgent
 from agents.live.config import LiveConfig
 from agents.live.weights import WeightsBundle
-from agents.player import Player, PlayerConfig
+from agents.player import Pacer, Player, PlayerConfig
 
 FetchWeights = Callable[[int], WeightsBundle | None]
 """Given the version in use, a newer bundle if one is ready now, else None (never blocks)."""
@@ -290,21 +290,14 @@ class PlayerWorker:
         cfg = self.config
         obs, player.info = player.env.reset(seed=cfg.seed + self.index)
         player.agent.reset()
-        period = 0.0 if cfg.player_fast else 1.0 / cfg.player_rate
-        deadline = time.perf_counter()
+        pacer = Pacer(None if cfg.player_fast else cfg.player_rate)
         while not self._stop.is_set():
             obs, done = player.step(obs)
             if done:
                 player.episode_done()
                 obs, player.info = player.env.reset()
                 player.agent.reset()
-            if period:
-                deadline += period
-                delay = deadline - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    deadline = time.perf_counter()
+            pacer.wait()
 
     # ------------------------------------------------------------------ queries
 
