@@ -79,6 +79,11 @@ class ModelConfig:
         dropout: dropout in the dense layers.
         pretrained: local ``.safetensors`` file with backbone weights, or ``None``.
         speed_scale: speed (m/s) that maps to 1 at the input.
+        measurements: width of a measurement encoder (two dense layers) that the purpose and
+            speed pass through before they join the image features, as in conditional imitation
+            learning; 0 concatenates them raw. A raw speed is one input among hundreds of image
+            features and is easily ignored; encoded, it weighs as much as the picture, so the
+            model can tell a standing start from a slow-down.
     """
 
     backbone: str = "pilotnet"
@@ -95,6 +100,7 @@ class ModelConfig:
     dropout: float = 0.0
     pretrained: str | None = None
     speed_scale: float = 30.0
+    measurements: int = 0
 
     def __post_init__(self) -> None:
         outputs = tuple(o if isinstance(o, OutputSpec) else OutputSpec(**o) for o in self.outputs)
@@ -109,6 +115,8 @@ class ModelConfig:
             object.__setattr__(self, "cinematic_size", tuple(int(s) for s in self.cinematic_size))
         if self.dense < 8 or self.head_layers < 1 or not 0 <= self.dropout < 1:
             raise ValueError("dense must be >= 8, head_layers >= 1 and dropout in [0, 1)")
+        if self.measurements < 0 or (self.measurements and not (self.purpose or self.speed)):
+            raise ValueError("measurements must be >= 0 and needs the purpose or speed input")
         # Validates sizes, frame_stack and history.
         self.preprocessing()
 
@@ -232,7 +240,19 @@ class DrivingModel(nn.Module):
                 speed_scale=config.speed_scale,
             )
             width += self.history_encoder.num_features
-        width += 3 * config.purpose + 1 * config.speed
+        n_measured = 3 * config.purpose + 1 * config.speed
+        self.measure: nn.Module | None = None
+        if config.measurements:
+            m = config.measurements
+            self.measure = nn.Sequential(
+                nn.Linear(n_measured, m),
+                nn.ELU(inplace=True),
+                nn.Linear(m, m),
+                nn.ELU(inplace=True),
+            )
+            width += m
+        else:
+            width += n_measured
         width += config.action_size * config.needs_prev_action
         self.common = nn.Sequential(
             nn.Dropout(config.dropout), nn.Linear(width, config.dense), nn.ELU(inplace=True)
@@ -293,10 +313,15 @@ class DrivingModel(nn.Module):
             parts.append(self.cinematic(self.image(inputs["cinematic"])))
         if self.history_encoder is not None:
             parts.append(self.history_encoder(inputs["history"]))
+        measured = []
         if self.config.purpose:
-            parts.append(inputs["purpose"].float())
+            measured.append(inputs["purpose"].float())
         if self.config.speed:
-            parts.append(inputs["speed"].float().view(-1, 1) / self.config.speed_scale)
+            measured.append(inputs["speed"].float().view(-1, 1) / self.config.speed_scale)
+        if self.measure is not None:
+            parts.append(self.measure(torch.cat(measured, dim=1)))
+        else:
+            parts += measured
         if self.config.needs_prev_action:
             parts.append(inputs["prev_action"].float())
         dtype = parts[0].dtype

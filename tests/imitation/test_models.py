@@ -25,6 +25,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "greyscale_stack": {"greyscale": True, "frame_stack": 2},
     "history": {"history": 60},
     "no_purpose_speed": {"purpose": False, "speed": False},
+    "measurement_encoder": {"measurements": 32},
     "classification": {
         "outputs": [
             OutputSpec(name="throttle_brake", kind="classification", bins=11),
@@ -133,3 +134,19 @@ def test_timm_backbones(name: str) -> None:
     )
     _run(model, batch=2)
     assert model.normalisation["mean"] != [0.5] * 3 or name in ("xception41", "inception_resnet_v2")
+
+
+def test_measurement_encoder_makes_speed_matter():
+    """Encoded, the speed reaches the heads through its own layers (raw it is one input of
+    hundreds): changing only the speed changes the output."""
+    torch.manual_seed(0)
+    model = build_model("pilotnet", image_size=(45, 80), dense=64, measurements=32).eval()
+    inputs = model.dummy_inputs(2)
+    slow = dict(inputs, speed=torch.zeros(2, 1))
+    fast = dict(inputs, speed=torch.full((2, 1), 15.0))
+    with torch.no_grad():
+        a = model.decode(model(slow))
+        b = model.decode(model(fast))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="measurements"):
+        build_model("pilotnet", measurements=16, purpose=False, speed=False)
