@@ -186,7 +186,13 @@ def run_demo(
     stage("2/5 balance: thin out straight-ahead samples")
     t = time.perf_counter()
     store = SampleStore(data)
-    keep = balance_steering(store.column("action")[:, 1], rng=np.random.default_rng(config.seed))
+    # Parallel workers commit chunks in whatever order they finish; ordering the samples by
+    # (episode, step) makes everything downstream independent of that race, so the same
+    # config gives the same model and the same numbers.
+    order = np.lexsort((store.column("step").ravel(), store.column("episode_id").ravel()))
+    keep = order[
+        balance_steering(store.column("action")[order, 1], rng=np.random.default_rng(config.seed))
+    ]
     balanced = SubsetStore(store, keep)
     timings["balance_s"] = time.perf_counter() - t
     print(f"kept {len(keep)} of {len(store)} samples")
