@@ -22,6 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    # Generous limits: a warm-restarted trainer refills its buffer before it trains again, which
+    # takes minutes on a busy 2-CPU machine. The test checks that things happen, not how fast.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -41,7 +43,7 @@ def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> 
             t, p = snap.trainer, snap.players[0]
             return t and p and t["version"] >= 2 and p.get("swaps", 0) >= 1 and snap
 
-        snap = wait_for("two versions and a swap", swapped, 150)
+        snap = wait_for("two versions and a swap", swapped, 300)
         assert snap.trainer["error"] is None and snap.collectors[0]["error"] is None
 
         # 2. kill -9 the collector: Ray restarts it and samples flow again
@@ -52,7 +54,7 @@ def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> 
             c = system.snapshot().collectors[0]
             return c and c["pid"] != pids["collector0"] and c["sent_samples"] > 0
 
-        wait_for("the collector to restart and send", collector_back, 90)
+        wait_for("the collector to restart and send", collector_back, 240)
 
         # 3. kill -9 the trainer: it resumes from its checkpoint and warms up from storage
         before = system.snapshot().trainer
@@ -62,7 +64,7 @@ def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> 
             t = system.snapshot().trainer
             return t and t["pid"] != pids["trainer"] and t["step"] > t["restored_step"] and t
 
-        t = wait_for("the trainer to restart and train", trainer_back, 90)
+        t = wait_for("the trainer to restart and train", trainer_back, 240)
         published = (before["version"]) * config.publish_every
         assert t["restored_step"] >= published > 0
         assert t["warm_samples"] > 0 and t["resumed_from"]
