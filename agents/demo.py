@@ -42,6 +42,15 @@ def demo_noise() -> NoiseConfig:
     )
 
 
+def episode_order(store: Any) -> np.ndarray:
+    """Indices of ``store``'s samples sorted by (episode, step).
+
+    Parallel workers commit chunks in whatever order they finish; reading in this order makes
+    everything downstream independent of that race, so the same config gives the same model.
+    """
+    return np.lexsort((store.column("step").ravel(), store.column("episode_id").ravel()))
+
+
 class SubsetStore:
     """A read-only view of some samples of a store (what balancing keeps), without copying.
 
@@ -186,10 +195,7 @@ def run_demo(
     stage("2/5 balance: thin out straight-ahead samples")
     t = time.perf_counter()
     store = SampleStore(data)
-    # Parallel workers commit chunks in whatever order they finish; ordering the samples by
-    # (episode, step) makes everything downstream independent of that race, so the same
-    # config gives the same model and the same numbers.
-    order = np.lexsort((store.column("step").ravel(), store.column("episode_id").ravel()))
+    order = episode_order(store)
     keep = order[
         balance_steering(store.column("action")[order, 1], rng=np.random.default_rng(config.seed))
     ]

@@ -35,7 +35,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys):
 def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_path: Path):
     """Issue 5's learning test: a few minutes of CPU training on expert data from training
     towns beats the untrained model on held-out towns, and beats predicting the mean steering."""
-    from agents.demo import SubsetStore, demo_noise
+    from agents.demo import SubsetStore, demo_noise, episode_order
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from imitation.buffer import BufferConfig
     from imitation.checkpoint import save_checkpoint
@@ -60,11 +60,7 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
         progress=False,
     )
     raw = SampleStore(data)
-    # Canonical (episode, step) order: the result must not depend on which worker committed
-    # first (see agents.demo).
-    store = SubsetStore(
-        raw, np.lexsort((raw.column("step").ravel(), raw.column("episode_id").ravel()))
-    )
+    store = SubsetStore(raw, episode_order(raw))  # independent of which worker saved first
     model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128)
     config = TrainConfig(
         model=model,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,8 @@ pytest.importorskip("stable_baselines3")
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _torch_on_one_thread(one_thread: None) -> None:
+    """Every test here runs torch on one thread (fixture in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
