@@ -26,6 +26,7 @@ BACKENDS = ("auto", "sim", "gta5")
 ACTION_MODES = ("pedal", "separate")
 ON_STUCK = ("teleport", "truncate")
 RENDERERS = ("software", "gl")
+PURPOSE_MODES = ("auto", "point", "route")
 
 
 def _size(name: str, value: Any) -> tuple[int, int]:
@@ -68,6 +69,12 @@ class EnvConfig:
         purpose_marker: show a marker at the purpose point (visible from the hood).
         purpose_radius: metres from the purpose point that count as reaching it.
         purpose_distance_scale: metres that map to 1.0 in the purpose vector's distance.
+        purpose_mode: what the purpose vector's bearing points at: ``"point"`` (the purpose
+            point itself, as in the original), ``"route"`` (the point ``purpose_lookahead``
+            metres ahead on the planned road route, like a sat-nav arrow: it says which way to
+            turn at the next intersection; needs a backend that plans routes, the embedded world)
+            or ``"auto"`` (route where the backend plans one, else point).
+        purpose_lookahead: metres ahead on the route for ``purpose_mode="route"``.
         max_speed: m/s that bound the ``speed`` observation.
         on_stuck: ``"teleport"`` (fade out, teleport, fade in, continue) or ``"truncate"``.
         stuck_window: seconds of game time over which the car must move ...
@@ -99,6 +106,8 @@ class EnvConfig:
     purpose_marker: bool = False
     purpose_radius: float = 10.0
     purpose_distance_scale: float = 300.0
+    purpose_mode: str = "auto"
+    purpose_lookahead: float = 25.0
     max_speed: float = 50.0
     on_stuck: str = "teleport"
     stuck_window: float = 8.0
@@ -125,6 +134,7 @@ class EnvConfig:
             ("action_mode", ACTION_MODES),
             ("on_stuck", ON_STUCK),
             ("renderer", RENDERERS),
+            ("purpose_mode", PURPOSE_MODES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
@@ -149,6 +159,7 @@ class EnvConfig:
         positive = (
             "purpose_radius",
             "purpose_distance_scale",
+            "purpose_lookahead",
             "max_speed",
             "stuck_window",
             "bridge_timeout",

@@ -49,7 +49,11 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     * ``cinematic``: uint8 ``(H, W, 3)``, 3rd-person chase camera; only with ``cinematic=True``.
     * ``purpose``: float32 ``(3,)``: straight-line distance to the purpose point divided by
       ``purpose_distance_scale`` and clipped to [0, 1], then sin and cos of its bearing in the
-      car's frame (positive = right).
+      car's frame (positive = right). With ``purpose_mode="route"`` (and ``"auto"``, the
+      default, on the embedded world) the bearing is that of the point ``purpose_lookahead``
+      metres ahead on the planned road route instead: a sat-nav arrow that turns before each
+      intersection. ``purpose_mode="point"`` keeps the original's bearing to the point itself
+      (``"auto"`` on the game, whose route the mod does not report).
     * ``speed``: float32 ``(1,)``: forward speed in m/s, clipped to ``[0, max_speed]``.
 
     ## Rewards
@@ -106,7 +110,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Version History
 
     * v0: initial release (embedded world and GTA5 backends, dual cameras, purpose vector,
-      unstuck by teleport or truncation).
+      unstuck by teleport or truncation). Later additions keep the spaces and defaults:
+      ``purpose_mode`` (bearing along the planned route; ``"auto"`` by default).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -328,10 +333,26 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self.config.cinematic:
             obs["cinematic"] = frames["cinematic"]
         obs["purpose"] = purpose_vector(
-            tel.position, tel.heading, tel.purpose, self.config.purpose_distance_scale
+            tel.position,
+            tel.heading,
+            tel.purpose,
+            self.config.purpose_distance_scale,
+            toward=self._route_point(),
         )
         obs["speed"] = np.array([np.clip(tel.speed, 0.0, self.config.max_speed)], np.float32)
         return obs
+
+    def _route_point(self) -> tuple[float, float] | None:
+        cfg = self.config
+        if cfg.purpose_mode == "point":
+            return None
+        point = self.game.route_point(cfg.purpose_lookahead)
+        if point is None and cfg.purpose_mode == "route":
+            raise RuntimeError(
+                f"purpose_mode='route' needs a backend that plans road routes; the "
+                f"{self.game.name!r} backend reports none (use purpose_mode='point')"
+            )
+        return point
 
     def _info(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         tel = self._telemetry

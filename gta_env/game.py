@@ -123,6 +123,9 @@ class Game(Protocol):
     def new_purpose(self, rng: np.random.Generator) -> tuple[float, float]:
         """Pick the next purpose point (reachable by road) and plan the route to it."""
 
+    def route_point(self, ahead: float) -> tuple[float, float] | None:
+        """The point ``ahead`` metres further along the planned route (None: no route known)."""
+
     def teleport(self, rng: np.random.Generator) -> None:
         """Move the car to a random free road spot, at rest, facing along its lane."""
 

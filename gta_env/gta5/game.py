@@ -328,6 +328,10 @@ class GTA5Game:
         x, y = reply["purpose"]
         return float(x), float(y)
 
+    def route_point(self, ahead: float) -> tuple[float, float] | None:
+        """None: the mod does not report the game's GPS route (``purpose_mode="route"`` needs one)."""
+        return None
+
     def teleport(self, rng: np.random.Generator) -> None:
         """Teleport to a random road spot chosen by the mod from a seed drawn from ``rng``."""
         self.pad.release()

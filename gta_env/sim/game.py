@@ -298,6 +298,14 @@ class SimGame:
                 clear_color=town.sky,
             )
 
+    def route_point(self, ahead: float) -> tuple[float, float] | None:
+        """The point ``ahead`` metres along the planned route from the car (the purpose point at
+        most); None before a town is loaded."""
+        if self.route is None:
+            return None
+        x, y = self.route.point_at(self._s + ahead)
+        return float(x), float(y)
+
     def _place_randomly(self, rng: np.random.Generator) -> None:
         car, _ = self._require()
         town = self.town

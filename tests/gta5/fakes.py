@@ -122,6 +122,9 @@ class LineGame:
         self.purpose = (float(rng.integers(100)), 100.0)
         return self.purpose
 
+    def route_point(self, ahead: float) -> tuple[float, float] | None:
+        return None
+
     def teleport(self, rng: np.random.Generator) -> None:
         self.x, self.speed = float(rng.integers(1000)), 0.0
 

@@ -266,3 +266,50 @@ def test_gl_renderer_renders_or_says_what_to_use(make_env):
         return
     obs, _ = env.reset(seed=0)
     assert obs["hood"].std() > 10
+
+
+def test_route_purpose_points_along_the_planned_route(make_env):
+    """purpose_mode="route": the bearing is that of the route point ahead, the distance unchanged."""
+    point_env = make_env(town_seed=5, purpose_mode="point")
+    route_env = make_env(town_seed=5, purpose_mode="route", purpose_lookahead=20.0)
+    obs_p, info_p = point_env.reset(seed=1)
+    obs_r, info_r = route_env.reset(seed=1)
+    assert np.allclose(info_p["purpose_point"], info_r["purpose_point"])
+    assert obs_p["purpose"][0] == pytest.approx(obs_r["purpose"][0])
+    bearings = []
+    for _ in range(900):
+        obs_r, _, _, _, info_r = route_env.step(info_r["expert_action"])
+        game = route_env.unwrapped.game
+        ahead = np.array(game.route_point(20.0))
+        pos, heading = np.array(info_r["position"]), info_r["heading"]
+        d = ahead - pos
+        right = d[0] * np.cos(heading) + d[1] * np.sin(heading)
+        forward = -d[0] * np.sin(heading) + d[1] * np.cos(heading)
+        expected = np.arctan2(right, forward)
+        got = np.arctan2(obs_r["purpose"][1], obs_r["purpose"][2])
+        assert got == pytest.approx(expected, abs=1e-4)
+        bearings.append(got)
+    # the expert follows the route, so the route arrow stays near ahead and swings at turns
+    assert np.median(np.abs(bearings)) < 0.2
+    assert np.max(np.abs(bearings)) > 0.3
+
+
+def test_route_purpose_needs_a_backend_with_a_route():
+    from tests.gta5.fakes import LineGame
+
+    env = GTA5DriveEnv(game=LineGame(), purpose_mode="route")
+    with pytest.raises(RuntimeError, match="purpose_mode='route'"):
+        env.reset(seed=0)
+    env.close()
+    # "auto" (the default) falls back to the bearing of the purpose point itself
+    auto = GTA5DriveEnv(game=LineGame())
+    point = GTA5DriveEnv(game=LineGame(), purpose_mode="point")
+    assert np.allclose(auto.reset(seed=0)[0]["purpose"], point.reset(seed=0)[0]["purpose"])
+    auto.close()
+    point.close()
+
+
+def test_auto_purpose_is_the_route_on_the_embedded_world(make_env):
+    auto, route = make_env(town_seed=2), make_env(town_seed=2, purpose_mode="route")
+    a, r = auto.reset(seed=0)[0], route.reset(seed=0)[0]
+    assert np.allclose(a["purpose"], r["purpose"])
