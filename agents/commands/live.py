@@ -28,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hood", default="90x160", help="hood camera HxW")
     p.add_argument("--traffic", type=int, default=4)
-    p.add_argument("--balance", choices=["v1", "v3", "v4"], default="v3")
+    p.add_argument(
+        "--balance",
+        choices=["v1", "v3", "v4", "off"],
+        default="v3",
+        help="collectors' stream balancing (off: send every sample, the most data per minute)",
+    )
     p.add_argument("--warmup", type=int, default=1000, help="samples before a balancer's first set")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--buffer", type=int, default=25_000, help="buffer capacity (samples)")
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         hood_size=(h, w),
         traffic=args.traffic,
-        balance=args.balance,
+        balance=None if args.balance == "off" else args.balance,
         warmup=args.warmup,
         train=train,
         publish_every=args.publish_every,

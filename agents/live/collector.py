@@ -124,7 +124,11 @@ class CollectorWorker:
                     **cfg.env_kwargs(),
                 )
             base = [cfg.seed, self.index, self.incarnation]
-            balancer = make_balancer(**cfg.balancer_kwargs(np.random.default_rng([*base, 1])))
+            balancer = (
+                make_balancer(**cfg.balancer_kwargs(np.random.default_rng([*base, 1])))
+                if cfg.balance is not None
+                else None
+            )
             recorder = SetRecorder(env, balancer=balancer)
             n = 0
             while not self._stop.is_set():
@@ -158,16 +162,19 @@ class CollectorWorker:
         self.recorded += 1
         if self.first_sample_at is None:
             self.first_sample_at = time.time()
-        if recorder.outbox:
+        if recorder.balancer is not None or len(recorder.outbox) >= self.config.send_every:
             self._flush(recorder)
         if recorder.balancer is not None and self.recorded % 30 == 0:
             self.fill = recorder.balancer.fill()
 
     def _flush(self, recorder: SetRecorder) -> None:
-        sets = [(s.output, tuple(s.items)) for s in recorder.outbox]
-        recorder.outbox.clear()
-        if not sets:
+        if not recorder.outbox:
             return
+        if recorder.balancer is None:  # unbalanced: one set of everything recorded
+            sets = [(None, tuple(x for s in recorder.outbox for x in s.items))]
+        else:
+            sets = [(s.output, tuple(s.items)) for s in recorder.outbox]
+        recorder.outbox.clear()
         n = sum(len(items) for _, items in sets)
         if self.send is not None:
             self._in_flight.append(self.send(self.index, sets))

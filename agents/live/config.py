@@ -79,7 +79,9 @@ class LiveConfig:
         player_stuck_window: players' env ``stuck_window``; new weights are swapped in at an
             unstuck, so a shorter window swaps sooner (and is stricter on the driving).
         balance: stream balancing scheme (``"v1"``, ``"v3"``, ``"v4"``; ``"v2"`` needs
-            per-output buffers).
+            per-output buffers), or None: every recorded sample is sent (in sets of
+            ``send_every``); the most data per minute, unbalanced.
+        send_every: samples per set sent when ``balance`` is None.
         require: balancer bins required (``"seen"`` suits the continuous expert).
         warmup: samples a collector's balancer sees before its first set.
         max_per_bin: most samples a collector's balancer queues per bin.
@@ -115,8 +117,9 @@ class LiveConfig:
     episode_steps: int = 3600
     collector_stuck_window: float = 8.0
     player_stuck_window: float = 8.0
-    balance: str = "v3"
+    balance: str | None = "v3"
     require: str = "seen"
+    send_every: int = 32
     warmup: int = 1000
     max_per_bin: int = 1000
     noise: NoiseConfig = field(default_factory=NoiseConfig.default)
@@ -151,6 +154,7 @@ class LiveConfig:
             ("publish_every", 1),
             ("keep_checkpoints", 1),
             ("max_in_flight", 1),
+            ("send_every", 1),
             ("check_every", 1),
             ("convcam_every", 0),
             ("torch_threads", 1),
@@ -158,9 +162,10 @@ class LiveConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise ValueError(f"LiveConfig.{name} must be an integer >= {lo}, got {value!r}")
-        if self.balance not in SCHEMES:
+        if self.balance is not None and self.balance not in SCHEMES:
             raise ValueError(
-                f"LiveConfig.balance must be one of {sorted(SCHEMES)}, got {self.balance!r}"
+                f"LiveConfig.balance must be None (off) or one of {sorted(SCHEMES)}, "
+                f"got {self.balance!r}"
             )
         if self.balance == "v2" and not self.train.buffer.per_output:
             raise ValueError(
@@ -187,7 +192,8 @@ class LiveConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"LiveConfig.{name} must be None or an int >= 0, got {value!r}")
-        make_balancer(**self.balancer_kwargs(np.random.default_rng(0)))  # fail here, not in actors
+        if self.balance is not None:  # fail here, not in the actors
+            make_balancer(**self.balancer_kwargs(np.random.default_rng(0)))
 
     # ----------------------------------------------------------------------------- derived
 

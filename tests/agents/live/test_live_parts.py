@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -179,3 +180,24 @@ def test_console_renders_rates_restarts_and_bins() -> None:
     text = console.export_text()
     for expected in ("Collectors", "Trainer", "Players", "v2", "v1 (v2 at next unstuck)", "29.5"):
         assert expected in text
+
+
+def test_unbalanced_collector_sends_every_sample_in_sets_of_send_every(tmp_path: Path) -> None:
+    from agents.live.collector import CollectorWorker
+
+    config = tiny_config(tmp_path / "run", balance=None, send_every=8)
+    sent: list[tuple[str | None, tuple]] = []
+    worker = CollectorWorker(
+        config=config, index=0, send=lambda i, sets: sent.extend(sets), start=True
+    )
+    deadline = time.monotonic() + 120
+    while len(sent) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stats = worker.stop()
+    assert stats["error"] is None and len(sent) >= 3
+    assert all(output is None for output, _ in sent)
+    sizes = [len(items) for _, items in sent]
+    assert all(n == 8 for n in sizes[:-1]) and 0 < sizes[-1] <= 8
+    assert sum(sizes) == stats["sent_samples"] == stats["recorded"]
+    steps = [s.step for _, items in sent for s in items]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # none dropped or repeated
