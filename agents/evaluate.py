@@ -149,13 +149,7 @@ def run_stats(
     for _ in range(steps):
         action = agent.act(obs, info)
         obs, _, terminated, truncated, info = env.step(action)
-        fading = info["unstuck_phase"] is not None or prev["unstuck_phase"] is not None
-        if info["unstucks"] != prev["unstucks"]:
-            fading = True
-        if info["purposes_reached"] > prev["purposes_reached"]:
-            progress += float(prev["route_remaining"])  # reached: the rest of that leg was driven
-        elif not fading:
-            progress += float(prev["route_remaining"]) - float(info["route_remaining"])
+        progress += route_progress(prev, info)
         for e in info["events"]:
             if e["kind"] == "collision":
                 if e["category"] == "vehicle":
@@ -193,6 +187,22 @@ def run_stats(
         purposes_reached=int(info["purposes_reached"]),
         mean_speed_kmh=float(np.mean(speeds) * 3.6) if speeds else 0.0,
     )
+
+
+def route_progress(prev: Mapping[str, Any], info: Mapping[str, Any]) -> float:
+    """Metres gained along the planned route by one step (``prev`` → ``info``, env infos).
+
+    The decrease of ``route_remaining``; when a purpose point was reached, the rest of that
+    leg; nothing while an unstuck fades or teleports (the car did not drive there).
+    """
+    fading = info["unstuck_phase"] is not None or prev["unstuck_phase"] is not None
+    if info["unstucks"] != prev["unstucks"]:
+        fading = True
+    if info["purposes_reached"] > prev["purposes_reached"]:
+        return float(prev["route_remaining"])  # reached: the rest of that leg was driven
+    if fading:
+        return 0.0
+    return float(prev["route_remaining"]) - float(info["route_remaining"])
 
 
 def score(stats: RunStats, reference_progress_m: float) -> SeedResult:

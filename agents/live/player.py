@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.bc import BCAgent
+from agents.evaluate import route_progress
 from agents.live.config import LiveConfig
 from agents.live.weights import WeightsBundle
 from agents.player import Pacer, Player, PlayerConfig
@@ -71,6 +72,8 @@ class LivePlayer(Player):
         self.pending_bundle: WeightsBundle | None = None
         self.segments: list[dict[str, Any]] = []
         self._done_totals = dict.fromkeys(COUNTERS, 0.0)
+        self.progress_m = 0.0
+        """Metres gained along the planned route since the start (see ``route_progress``)."""
         self._segment_start = self._segment_marks()
         self._record("load", version=bundle.version, model_step=bundle.step)
 
@@ -85,9 +88,17 @@ class LivePlayer(Player):
         for k in COUNTERS:
             self._done_totals[k] += float(self.info.get(k, 0.0))
 
+    def step(self, obs: Mapping[str, np.ndarray]) -> tuple[Mapping[str, np.ndarray], bool]:
+        """One player step, also counting the metres gained along the planned route."""
+        prev = self.info
+        obs, done = super().step(obs)
+        self.progress_m += route_progress(prev, self.info)
+        return obs, done
+
     def _segment_marks(self) -> dict[str, float]:
         return {
             **self.totals(),
+            "progress": self.progress_m,
             "steps": float(self.step_count),
             "predictions": float(self.predictions),
             "time": time.time(),
@@ -104,11 +115,13 @@ class LivePlayer(Player):
             "steps": int(steps),
             "seconds": now["time"] - start["time"],
             "distance_m": now["distance"] - start["distance"],
+            "progress_m": now["progress"] - start["progress"],
             "unstucks": int(now["unstucks"] - start["unstucks"]),
             "collisions": int(now["collisions"] - start["collisions"]),
             "predictions": int(now["predictions"] - start["predictions"]),
         }
         seg["m_per_1000_steps"] = 1000.0 * seg["distance_m"] / steps if steps else 0.0
+        seg["progress_per_1000_steps"] = 1000.0 * seg["progress_m"] / steps if steps else 0.0
         seg["unstucks_per_1000_steps"] = 1000.0 * seg["unstucks"] / steps if steps else 0.0
         if close:
             self.segments.append(seg)
