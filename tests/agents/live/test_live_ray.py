@@ -21,7 +21,9 @@ from tests.agents.live.helpers import tiny_config  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, state: Callable[[], Any] = lambda: None
+) -> Any:
     # Generous limits: a warm-restarted trainer refills its buffer before it trains again, which
     # takes minutes on a busy 2-CPU machine. The test checks that things happen, not how fast.
     deadline = time.monotonic() + timeout
@@ -30,7 +32,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
         if value:
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {state()}")
 
 
 def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> None:
@@ -43,7 +45,7 @@ def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> 
             t, p = snap.trainer, snap.players[0]
             return t and p and t["version"] >= 2 and p.get("swaps", 0) >= 1 and snap
 
-        snap = wait_for("two versions and a swap", swapped, 300)
+        snap = wait_for("two versions and a swap", swapped, 300, system.snapshot)
         assert snap.trainer["error"] is None and snap.collectors[0]["error"] is None
 
         # 2. kill -9 the collector: Ray restarts it and samples flow again
@@ -54,20 +56,29 @@ def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> 
             c = system.snapshot().collectors[0]
             return c and c["pid"] != pids["collector0"] and c["sent_samples"] > 0
 
-        wait_for("the collector to restart and send", collector_back, 240)
+        wait_for("the collector to restart and send", collector_back, 240, system.snapshot)
 
-        # 3. kill -9 the trainer: it resumes from its checkpoint and warms up from storage
-        before = system.snapshot().trainer
+        # 3. kill -9 the trainer: it resumes from its checkpoint and warms up from storage.
+        # First let the storage hold a full buffer, so the new trainer can train from storage
+        # alone, whatever the collector is doing while the trainer restarts.
+        def storage_holds_a_buffer() -> Any:
+            t = system.snapshot().trainer
+            return t and t["committed_samples"] >= config.train.buffer.capacity and t
+
+        before = wait_for(
+            "a buffer's worth in storage", storage_holds_a_buffer, 240, system.snapshot
+        )
         os.kill(pids["trainer"], signal.SIGKILL)
 
         def trainer_back() -> Any:
             t = system.snapshot().trainer
             return t and t["pid"] != pids["trainer"] and t["step"] > t["restored_step"] and t
 
-        t = wait_for("the trainer to restart and train", trainer_back, 240)
+        t = wait_for("the trainer to restart and train", trainer_back, 300, system.snapshot)
         published = (before["version"]) * config.publish_every
         assert t["restored_step"] >= published > 0
-        assert t["warm_samples"] > 0 and t["resumed_from"]
+        assert t["warm_samples"] >= config.train.buffer.capacity * config.train.buffer.start_fill
+        assert t["resumed_from"]
     finally:
         summary = system.stop()
 
