@@ -170,6 +170,7 @@ class CollectorWorker:
     def _flush(self, recorder: SetRecorder) -> None:
         if not recorder.outbox:
             return
+        sets: list[tuple[str | None, tuple[Sample, ...]]]
         if recorder.balancer is None:  # unbalanced: one set of everything recorded
             sets = [(None, tuple(x for s in recorder.outbox for x in s.items))]
         else:
