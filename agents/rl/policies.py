@@ -96,6 +96,7 @@ class DrivingFeaturesExtractor(BaseFeaturesExtractor):
         self.config = config
         self.in_chans = model.in_chans
         self.hood = model.hood
+        self.measure = model.measure
         self.common = model.common
         self.register_buffer("mean", model.mean.clone(), persistent=False)
         self.register_buffer("std", model.std.clone(), persistent=False)
@@ -112,8 +113,10 @@ class DrivingFeaturesExtractor(BaseFeaturesExtractor):
             )
 
     def load_from(self, model: DrivingModel) -> None:
-        """Copy the backbone and common layer of a BC model."""
+        """Copy the backbone, measurement encoder and common layer of a BC model."""
         self.hood.load_state_dict(model.hood.state_dict())
+        if self.measure is not None and model.measure is not None:
+            self.measure.load_state_dict(model.measure.state_dict())
         self.common.load_state_dict(model.common.state_dict())
 
     def forward(self, observations: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -122,10 +125,15 @@ class DrivingFeaturesExtractor(BaseFeaturesExtractor):
             x = x.permute(0, 3, 1, 2)
         x = (x.to(self.mean.dtype) / 255.0 - self.mean) / self.std
         parts = [self.hood(x)]
+        measured = []
         if self.config.purpose:
-            parts.append(observations["purpose"].float())
+            measured.append(observations["purpose"].float())
         if self.config.speed:
-            parts.append(observations["speed"].float().view(-1, 1) / self.config.speed_scale)
+            measured.append(observations["speed"].float().view(-1, 1) / self.config.speed_scale)
+        if self.measure is not None:
+            parts.append(self.measure(torch.cat(measured, dim=1)))
+        else:
+            parts += measured
         dtype = parts[0].dtype
         return self.common(torch.cat([p.to(dtype) for p in parts], dim=1))
 
@@ -411,6 +419,8 @@ class BCSACPolicy(SACPolicy):
 def _export_extractor(extractor: nn.Module, model: DrivingModel) -> None:
     assert isinstance(extractor, DrivingFeaturesExtractor)
     model.hood.load_state_dict(extractor.hood.state_dict())
+    if model.measure is not None and extractor.measure is not None:
+        model.measure.load_state_dict(extractor.measure.state_dict())
     model.common.load_state_dict(extractor.common.state_dict())
 
 

@@ -60,6 +60,24 @@ def test_greyscale_stacked_frames_convert(tmp_path: Path) -> None:
     env.close()
 
 
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_measurement_encoder_converts_and_exports(algo: str, tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    model = build_model("pilotnet", image_size=(36, 64), dense=32, measurements=16)
+    path = save_checkpoint(tmp_path / "step-1", model=model, step=1)
+    policy = BCPolicy.load(path)
+    env = policy.wrap_env(gym.make("GTA5Drive-v0", backend="sim"))
+    kwargs = {"n_steps": 16, "batch_size": 16} if algo == "ppo" else {"buffer_size": 64}
+    agent = bc_to_sb3(path, env, algo=algo, device="cpu", **kwargs)  # type: ignore[arg-type]
+    for obs in _observations(env, 4):
+        got, _ = agent.predict(obs, deterministic=True)
+        np.testing.assert_allclose(got, policy.predict(obs), atol=1e-5)
+    exported = export_driving_model(agent.policy)
+    for key, value in policy.model.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[key], value, msg=key)
+    env.close()
+
+
 def test_unconvertible_models_are_refused() -> None:
     with pytest.raises(ValueError, match="history"):
         check_convertible(ModelConfig(history=10))
