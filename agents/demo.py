@@ -25,21 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from imitation.noise import NoiseConfig, OutputNoise
+from imitation.noise import NoiseConfig
 
 
 def demo_noise() -> NoiseConfig:
-    """The demo's perturbations: bigger and longer steering slips than the collector's default,
-    so the data holds many recoveries (a drifting learner must have seen its way back), and
-    mild pedal lapses.
-
-    Hard pedal lapses (full braking for 0.5-1.5 s) made the learner faster on short runs but
-    it then drove away from its purpose point; they are not the default.
-    """
-    return NoiseConfig(
-        throttle_brake=OutputNoise(probability=1 / 45, magnitude=0.2, duration=(8, 24)),
-        steering=OutputNoise(probability=1 / 45, magnitude=0.5, duration=(8, 24)),
-    )
+    """The demo's perturbations: :meth:`NoiseConfig.recovery` (big steering slips, hard pedal
+    lapses), so the data holds recoveries from drifting, from stopping and from speeding."""
+    return NoiseConfig.recovery()
 
 
 def episode_order(store: Any) -> np.ndarray:
@@ -108,10 +100,15 @@ class DemoConfig:
         noise: noise injection.
         image_size: model input (the 90×160 hood is resized to it).
         dense: width of the model's common dense layer.
+        measurements: width of the model's measurement encoder (purpose and speed; 0: raw).
         train_steps: optimiser steps.
         batch_size: samples per step.
         lr: peak learning rate.
         eval_minutes: game minutes per agent and evaluation town.
+        purpose_mode: the env's ``purpose_mode`` for recording, evaluation and the video:
+            ``"auto"`` (on the embedded world: the bearing along the planned route, which tells
+            the learner where to turn) or ``"point"`` (the bearing to the purpose point itself,
+            as in the original).
         video_steps: steps of the stream-layout video.
         seed: seed of everything.
     """
@@ -124,10 +121,12 @@ class DemoConfig:
     noise: NoiseConfig = field(default_factory=demo_noise)
     image_size: tuple[int, int] = (45, 80)
     dense: int = 128
+    measurements: int = 64
     train_steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
     eval_minutes: float = 1.0
+    purpose_mode: str = "auto"
     video_steps: int = 450
     seed: int = 0
 
@@ -185,10 +184,13 @@ def run_demo(
             weather="clear",
             episode_steps=config.collect_steps,
             storage=StorageConfig(fsync=False),
+            env_kwargs=(("purpose_mode", config.purpose_mode),),
         ),
         progress=progress,
     )
     n = collected.added
+    if n == 0:
+        raise RuntimeError(f"the demo recorded no samples: {collected.line()}")
     timings["collect_s"] = time.perf_counter() - t
     print(collected.line())
 
@@ -211,7 +213,12 @@ def run_demo(
     n_train = int((~np.isin(towns, val_towns)).sum())
     capacity = min(25_000, int(n_train * 0.9))  # the buffer must be able to fill from train towns
     train_config = TrainConfig(
-        model=ModelConfig(backbone="pilotnet", image_size=config.image_size, dense=config.dense),
+        model=ModelConfig(
+            backbone="pilotnet",
+            image_size=config.image_size,
+            dense=config.dense,
+            measurements=config.measurements,
+        ),
         steps=config.train_steps,
         batch_size=config.batch_size,
         lr=config.lr,
@@ -243,7 +250,11 @@ def run_demo(
     )
     report = evaluate(
         agents,
-        config=EvalConfig(seeds=config.eval_towns, minutes=config.eval_minutes),
+        config=EvalConfig(
+            seeds=config.eval_towns,
+            minutes=config.eval_minutes,
+            env_kwargs={"purpose_mode": config.purpose_mode},
+        ),
         progress=progress,
     )
     paths = report.write(out / "eval")
@@ -257,6 +268,7 @@ def run_demo(
         out=out / "stream.mp4",
         steps=config.video_steps,
         town_seed=config.eval_towns[0],
+        env_kwargs={"purpose_mode": config.purpose_mode},
         progress=progress,
     )
     timings["video_s"] = time.perf_counter() - t

@@ -98,6 +98,21 @@ class NoiseConfig:
             steering=OutputNoise(probability=0.02, magnitude=0.35, duration=(4, 15)),
         )
 
+    @classmethod
+    def recovery(cls) -> NoiseConfig:
+        """Bigger steering slips and hard pedal lapses: data a cloned policy learns to recover from.
+
+        Steering: one slip every ~1.5 s of up to 0.5, held 8-24 steps. Pedals: one lapse every
+        ~3 s of full throttle or full braking (an offset of 1-2), held 15-45 steps (0.5-1.5 s):
+        the car stops or overshoots its speed, and the clean labels show how to get going again
+        and how to slow down. With only mild pedal noise a learner that slowed down too much
+        stayed stopped until an unstuck (``gta5drive demo`` uses this preset).
+        """
+        return cls(
+            throttle_brake=OutputNoise(probability=0.011, magnitude=2.0, duration=(15, 45)),
+            steering=OutputNoise(probability=1 / 45, magnitude=0.5, duration=(8, 24)),
+        )
+
     @property
     def active(self) -> bool:
         """Whether any output is ever perturbed."""
@@ -111,7 +126,7 @@ class NoiseConfig:
     def parse(cls, text: str) -> NoiseConfig:
         """A config from the command line's ``--noise`` text.
 
-        Accepted forms: ``"off"``, ``"default"``, or comma-separated
+        Accepted forms: ``"off"``, ``"default"``, ``"recovery"``, or comma-separated
         ``OUTPUT=PROBABILITY/MAGNITUDE/MIN-MAX`` (``MIN-MAX`` may be one number), e.g.
         ``"steering=0.03/0.3/5-20,throttle_brake=0.01/0.5/10-30"``. Outputs not named get no
         noise.
@@ -120,7 +135,8 @@ class NoiseConfig:
             ValueError: Saying what was wrong and showing the expected form.
         """
         form = (
-            "expected 'off', 'default' or OUTPUT=PROBABILITY/MAGNITUDE/MIN-MAX[,...] with "
+            "expected 'off', 'default', 'recovery' or OUTPUT=PROBABILITY/MAGNITUDE/MIN-MAX[,...] "
+            "with "
             f"OUTPUT in {list(OUTPUTS)}, e.g. 'steering=0.03/0.3/5-20'"
         )
         text = text.strip()
@@ -128,6 +144,8 @@ class NoiseConfig:
             return cls.off()
         if text == "default":
             return cls.default()
+        if text == "recovery":
+            return cls.recovery()
         parts: dict[str, OutputNoise] = {}
         for item in filter(None, (p.strip() for p in text.split(","))):
             name, eq, spec = item.partition("=")

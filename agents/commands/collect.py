@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--noise",
         default="default",
         help=(
-            "'default', 'off', or OUTPUT=PROB/MAGNITUDE/MIN-MAX[,...], e.g. "
+            "'default', 'recovery', 'off', or OUTPUT=PROB/MAGNITUDE/MIN-MAX[,...], e.g. "
             "'steering=0.03/0.3/5-20,throttle_brake=0.01/0.5/10-30'"
         ),
     )

@@ -20,6 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     p.add_argument("--quick", action="store_true", help="a ~3 minute version")
     p.add_argument("--workers", type=int, default=None, help="collector processes (default 2)")
+    p.add_argument(
+        "--purpose",
+        choices=("auto", "route", "point"),
+        default="auto",
+        help="purpose bearing the learner sees: along the planned route (auto, the default, "
+        "on the embedded world) or to the purpose point itself (point, the original's)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -32,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from agents.demo import DemoConfig, run_demo
 
     config = DemoConfig.quick() if args.quick else DemoConfig()
-    changes: dict = {"seed": args.seed}
+    changes: dict = {"seed": args.seed, "purpose_mode": args.purpose}
     if args.workers is not None:
         if args.workers < 1:
             raise SystemExit("--workers must be >= 1")

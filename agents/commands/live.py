@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hood", default="90x160", help="hood camera HxW")
     p.add_argument("--traffic", type=int, default=4)
+    p.add_argument("--weather", default="random", help="weather preset or random (per episode)")
+    p.add_argument(
+        "--noise",
+        default="default",
+        help="collectors' action noise: off, default, recovery or OUTPUT=P/MAG/MIN-MAX,...",
+    )
     p.add_argument(
         "--balance",
         choices=["v1", "v3", "v4", "off"],
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from agents.live.config import LiveConfig, RoleResources, default_train_config
     from agents.live.system import RayOptions, run_live
     from imitation.buffer import BufferConfig
+    from imitation.noise import NoiseConfig
     from imitation.storage import StorageConfig
 
     try:
@@ -85,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         hood_size=(h, w),
         traffic=args.traffic,
+        weather=args.weather,
+        noise=NoiseConfig.parse(args.noise),
         balance=None if args.balance == "off" else args.balance,
         warmup=args.warmup,
         train=train,
@@ -116,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
             for seg in p["segments"]:
                 print(
                     f"player {p['index']} v{seg['version']}: {seg['steps']} steps, "
-                    f"{seg['distance_m']:.0f} m, {seg['unstucks']} unstucks"
+                    f"{seg['distance_m']:.0f} m driven, {seg['progress_m']:.0f} m along the "
+                    f"route, {seg['unstucks']} unstucks, {seg['collisions']} collisions"
                 )
     print(f"storage: {config.storage_dir}")
     print(f"checkpoints: {config.trainer_dir / 'checkpoints'}")

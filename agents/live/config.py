@@ -22,7 +22,7 @@ PLAYER_TOWN_OFFSET = 100_000
 def default_train_config(hood_size: tuple[int, int] = (90, 160)) -> TrainConfig:
     """Continuous-training defaults: constant learning rate, no end, checkpoints at publishes."""
     return TrainConfig(
-        model=ModelConfig(backbone="pilotnet", image_size=hood_size, dense=128),
+        model=ModelConfig(backbone="pilotnet", image_size=hood_size, dense=128, measurements=64),
         steps=10**12,
         batch_size=64,
         lr=3e-4,
