@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         cinematic=args.video is not None or args.window,
         town_seed=args.town,
         traffic=args.traffic,
+        expert_in_info=False,  # the player drives with its model; the expert is not needed
         max_episode_steps=10**9,
     )
     stream = StreamWriter(args.video, window=args.window) if args.video or args.window else None

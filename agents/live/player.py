@@ -267,6 +267,7 @@ class PlayerWorker:
                     stuck_window=cfg.player_stuck_window,
                     town_seed=cfg.player_town(self.index),
                     cinematic=video,
+                    expert_in_info=False,
                     max_episode_steps=10**9,
                     **cfg.env_kwargs(),
                 )

@@ -60,6 +60,10 @@ class SimConfig:
     autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
 
 
+REPLAN_FRAMES = 30
+"""Fewest frames between two re-plans of the route when the car is far off it."""
+
+
 class SimGame:
     """A procedural town with a Bullet car, headless cameras and an autopilot expert.
 
@@ -85,6 +89,7 @@ class SimGame:
         self._frame = 0
         self._s = 0.0
         self._off_route = 0.0
+        self._replanned_at = -REPLAN_FRAMES
         self._collisions: tuple[CollisionEvent, ...] = ()
         self._expert: Controls | None = None
         self._purpose = (0.0, 0.0)
@@ -110,6 +115,7 @@ class SimGame:
             self._marker.hide()
         self._make_cameras(town)
         self._frame = 0
+        self._replanned_at = -REPLAN_FRAMES
         self._fade = 0.0
         self._place_randomly(np.random.default_rng([seed, 1]))
         if self.config.traffic:
@@ -348,9 +354,11 @@ class SimGame:
         car, _ = self._require()
         assert self.route is not None and self.town is not None
         _, s, dist = self.route.project(*car.position)
-        if dist > 20.0:
+        if dist > 20.0 and self._frame - self._replanned_at >= REPLAN_FRAMES:
             # Far off the planned path (a non-expert driver went elsewhere): re-plan to the
-            # same purpose point from the nearest road, so progress stays meaningful.
+            # same purpose point from the nearest road, so progress stays meaningful. At most
+            # once a second: a car far from every road would otherwise re-plan every frame.
+            self._replanned_at = self._frame
             directed = nearest_directed_road(self.town, *car.position, car.heading)
             target = self.route.target_node
             if target >= 0:
