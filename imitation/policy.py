@@ -10,6 +10,7 @@ Predictions are deterministic (eval mode, arg-max for class outputs) and batchab
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,9 @@ class BCPolicy:
         preprocessing: observation preprocessing it was trained with.
         device: where to run.
         meta: checkpoint header (model name, step, creation time), if loaded from one.
+        trace: run the model as a TorchScript trace (one per input shape, made on first use; the
+            same numbers without Python's per-layer overhead, ~2x faster for a batch of one on
+            the CPU). Default: on the CPU. Falls back to the model itself if tracing fails.
     """
 
     def __init__(
@@ -39,11 +43,14 @@ class BCPolicy:
         preprocessing: Preprocessing | None = None,
         device: str | torch.device = "cpu",
         meta: Mapping[str, Any] | None = None,
+        trace: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.preprocessing = preprocessing or model.config.preprocessing()
         self.meta = dict(meta or {})
+        self.trace = trace if trace is not None else self.device.type == "cpu"
+        self._traced: dict[tuple[Any, ...], Any] = {}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> BCPolicy:
@@ -100,9 +107,24 @@ class BCPolicy:
         """
         inputs, batched = as_model_inputs(obs, device=self.device)
         self._check(inputs)
-        raw = self.model(inputs)
+        raw = self._forward(inputs)
         action = self.model.decode(raw, inputs.get("prev_action")).float().cpu().numpy()
         return action if batched else action[0]
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.trace:
+            return self.model(inputs)
+        key = tuple((k, tuple(v.shape), v.dtype) for k, v in sorted(inputs.items()))
+        fn = self._traced.get(key)
+        if fn is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # shape checks are constant per trace
+                    fn = torch.jit.trace(self.model, (inputs,), strict=False, check_trace=False)
+            except Exception:  # an op tracing cannot record: run the model as it is
+                fn = self.model
+            self._traced[key] = fn
+        return dict(fn(inputs))
 
     def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
         return self.predict(obs)

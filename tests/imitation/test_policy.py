@@ -64,3 +64,26 @@ def test_unwrapped_observation_gets_a_clear_error(checkpoint: Path) -> None:
     obs, _ = _fakes().FakeDriveEnv(hood=(18, 32), cinematic=(18, 32)).reset(seed=0)
     with pytest.raises(ValueError, match="policy.wrap_env"):
         policy.predict(obs)
+
+
+@pytest.mark.parametrize("measurements", [0, 16])
+def test_traced_model_predicts_what_the_model_predicts(
+    checkpoint: Path, tmp_path: Path, measurements: int
+) -> None:
+    if measurements:
+        torch.manual_seed(3)
+        model = build_model("pilotnet", image_size=(9, 16), dense=32, measurements=measurements)
+        checkpoint = save_checkpoint(tmp_path / "step-00000002", model=model, step=2)
+    traced, eager = BCPolicy.load(checkpoint), BCPolicy.load(checkpoint)
+    eager.trace = False
+    assert traced.trace  # the default on the CPU
+    env = traced.wrap_env(_fakes().FakeDriveEnv(hood=(18, 32), cinematic=(18, 32)))
+    obs, _ = env.reset(seed=1)
+    for _ in range(4):
+        action = traced.predict(obs)
+        np.testing.assert_allclose(action, eager.predict(obs), atol=1e-6)
+        obs, *_ = env.step(action)
+    batch = {k: np.stack([v] * 3) for k, v in obs.items()}
+    np.testing.assert_allclose(traced.predict(batch), eager.predict(batch), atol=1e-6)
+    assert len(traced._traced) == 2  # one trace per input shape (batch of 1, batch of 3)
+    assert all(isinstance(f, torch.jit.ScriptModule) for f in traced._traced.values())
