@@ -190,7 +190,11 @@ class SampleBuffer:
         start, stop = self._size, self._size + n
         for key, col in self._cols.items():
             if key in batch:
-                col[start:stop] = batch[key]
+                value = np.asarray(batch[key])
+                if value.shape[1:] != col.shape[1:] and value.size == col[start:stop].size:
+                    # storage keeps the speed as (N, 1), samples as (N,): same values
+                    value = value.reshape(col[start:stop].shape)
+                col[start:stop] = value
             else:
                 col[start:stop] = -1
         self._inserted[start:stop] = self.clock()

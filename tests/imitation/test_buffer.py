@@ -135,3 +135,36 @@ def test_as_batch_from_sample_objects() -> None:
 
     batch = as_batch([S(1), S(2)])
     assert batch["hood"].shape == (2, 2, 2, 3) and batch["step"].tolist() == [1, 2]
+
+
+def test_storage_and_stream_samples_mix_in_one_buffer(tmp_path) -> None:
+    """A live trainer warm-fills from storage (speed stored as (N, 1)), then takes samples from
+    collectors (speed a float per sample): both must land in the same columns, either order."""
+    from imitation.sample import Sample
+    from imitation.storage import SampleStore, SampleWriter, StorageConfig
+
+    def sample(i: int) -> Sample:
+        return Sample(
+            hood=np.full((4, 6, 3), i, np.uint8),
+            action=np.array([0.5, -0.1 * i], np.float32),
+            executed_action=np.zeros(2, np.float32),
+            speed=float(i),
+            purpose=np.array([0.5, 0.0, 1.0], np.float32),
+            time=i / 30,
+            step=i,
+            episode_id=0,
+            town_id=0,
+        )
+
+    with SampleWriter(tmp_path, config=StorageConfig(chunk_samples=4, fsync=False)) as writer:
+        writer.extend([sample(i) for i in range(4)])
+    store = SampleStore(tmp_path)
+    from_storage_first = SampleBuffer(capacity=8, start_fill=0.5, rng=np.random.default_rng(0))
+    from_storage_first.add(store.read_batch(np.arange(4)))
+    from_storage_first.add([sample(i) for i in range(4, 8)])
+    from_stream_first = SampleBuffer(capacity=8, start_fill=0.5, rng=np.random.default_rng(0))
+    from_stream_first.add([sample(i) for i in range(4, 8)])
+    from_stream_first.add(store.read_batch(np.arange(4)))
+    for buffer in (from_storage_first, from_stream_first):
+        batch = buffer.draw(8)
+        assert sorted(np.ravel(batch["speed"]).tolist()) == [float(i) for i in range(8)]
