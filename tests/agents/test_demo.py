@@ -61,7 +61,7 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     )
     raw = SampleStore(data)
     store = SubsetStore(raw, episode_order(raw))  # independent of which worker saved first
-    model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128)
+    model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128, measurements=64)
     config = TrainConfig(
         model=model,
         steps=500,
