@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from imitation.sample import BATCH_DTYPES
+from imitation.sample import BATCH_DTYPES, SCALAR_SHAPES
 
 STORAGE_INDEX = "storage_index"
 BATCH_FIELDS: tuple[str, ...] = tuple(BATCH_DTYPES)
@@ -75,7 +75,9 @@ def as_batch(data: Any) -> dict[str, np.ndarray]:
             (attributes or keys) are those of :data:`BATCH_FIELDS`.
 
     Returns:
-        dict of numpy arrays, one row per sample.
+        dict of numpy arrays, one row per sample, in the layout of storage reads
+        (:data:`~imitation.sample.SCALAR_SHAPES`: a sample's float ``speed`` becomes an
+        ``(N, 1)`` column), so rows from storage and from collectors share one buffer.
     """
     if isinstance(data, Mapping):
         batch = {k: np.asarray(v) for k, v in data.items()}
@@ -89,6 +91,14 @@ def as_batch(data: Any) -> dict[str, np.ndarray]:
     lengths = {k: len(v) for k, v in batch.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"batch columns have different lengths: {lengths}")
+    for key, shape in SCALAR_SHAPES.items():
+        value = batch.get(key)
+        if (
+            value is not None
+            and value.shape[1:] != shape
+            and value.size == len(value) * math.prod(shape)
+        ):
+            batch[key] = value.reshape(len(value), *shape)
     return batch
 
 
@@ -190,11 +200,7 @@ class SampleBuffer:
         start, stop = self._size, self._size + n
         for key, col in self._cols.items():
             if key in batch:
-                value = np.asarray(batch[key])
-                if value.shape[1:] != col.shape[1:] and value.size == col[start:stop].size:
-                    # storage keeps the speed as (N, 1), samples as (N,): same values
-                    value = value.reshape(col[start:stop].shape)
-                col[start:stop] = value
+                col[start:stop] = batch[key]
             else:
                 col[start:stop] = -1
         self._inserted[start:stop] = self.clock()
