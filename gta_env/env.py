@@ -109,9 +109,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Version History
 
-    * v0: initial release (embedded world and GTA5 backends, dual cameras, purpose vector,
-      unstuck by teleport or truncation). Later additions keep the spaces and defaults:
-      ``purpose_mode`` (bearing along the planned route; ``"auto"`` by default).
+    * v0: initial release (embedded world and GTA5 backends, dual cameras, purpose vector whose
+      bearing follows the planned route where the backend plans one (``purpose_mode="auto"``),
+      unstuck by teleport or truncation).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
