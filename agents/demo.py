@@ -28,12 +28,6 @@ import numpy as np
 from imitation.noise import NoiseConfig
 
 
-def demo_noise() -> NoiseConfig:
-    """The demo's perturbations: :meth:`NoiseConfig.recovery` (big steering slips, hard pedal
-    lapses), so the data holds recoveries from drifting, from stopping and from speeding."""
-    return NoiseConfig.recovery()
-
-
 def episode_order(store: Any) -> np.ndarray:
     """Indices of ``store``'s samples sorted by (episode, step).
 
@@ -118,7 +112,7 @@ class DemoConfig:
     eval_towns: tuple[int, ...] = (1000, 1001, 1002, 1003)
     collect_steps: int = 1200
     workers: int = 2
-    noise: NoiseConfig = field(default_factory=demo_noise)
+    noise: NoiseConfig = field(default_factory=NoiseConfig.recovery)
     image_size: tuple[int, int] = (45, 80)
     dense: int = 128
     measurements: int = 64

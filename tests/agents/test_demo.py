@@ -35,12 +35,13 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys):
 def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_path: Path):
     """Issue 5's learning test: a few minutes of CPU training on expert data from training
     towns beats the untrained model on held-out towns, and beats predicting the mean steering."""
-    from agents.demo import SubsetStore, demo_noise, episode_order
+    from agents.demo import SubsetStore, episode_order
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from imitation.buffer import BufferConfig
     from imitation.checkpoint import save_checkpoint
     from imitation.collect import CollectConfig, collect
     from imitation.models import ModelConfig, model_from_config
+    from imitation.noise import NoiseConfig
     from imitation.storage import SampleStore, StorageConfig
     from imitation.train import AugmentConfig, TrainConfig, Trainer
 
@@ -50,7 +51,7 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
             out=data,
             samples=7 * 900,
             workers=2,
-            noise=demo_noise(),
+            noise=NoiseConfig.recovery(),
             seed=200,
             traffic=0,
             weather="clear",
