@@ -63,7 +63,12 @@ class EnvConfig:
         frame_skip: game frames (1/30 s each) per env step; the action is repeated.
         town_seed: fixed town for every reset; ``None`` → a new town per reset from the env RNG.
         town_grid: intersections per side of a generated town.
-        traffic: number of traffic cars (embedded world).
+        traffic: number of traffic cars (embedded world); they obey the lights, queue, take
+            turns at uncontrolled intersections and yield to pedestrians.
+        traffic_lights: traffic lights at every four-way and a seeded share of the three-way
+            intersections, with stop lines (embedded world; False: every intersection is
+            uncontrolled).
+        pedestrians: number of walkers who cross at the zebra crossings (embedded world).
         weather: ``"clear"``, ``"overcast"``, ``"fog"``, ``"dusk"``, ``"night"`` or
             ``"random"`` (a preset drawn and jittered per episode from the env RNG).
         purpose_marker: show a marker at the purpose point (visible from the hood).
@@ -83,6 +88,7 @@ class EnvConfig:
         reward_progress: reward per metre of progress along the route to the purpose point.
         reward_purpose: bonus for reaching a purpose point.
         penalty_collision: subtracted for each new collision.
+        penalty_red_light: subtracted for each stop line crossed on red.
         penalty_off_road: subtracted for each frame the car's centre is off the road.
         penalty_stuck: subtracted when the car is found stuck.
         terminate_on_collision: end the episode (terminated) at the first collision.
@@ -102,6 +108,8 @@ class EnvConfig:
     town_seed: int | None = None
     town_grid: int = 4
     traffic: int = 0
+    traffic_lights: bool = True
+    pedestrians: int = 0
     weather: str = "clear"
     purpose_marker: bool = False
     purpose_radius: float = 10.0
@@ -116,6 +124,7 @@ class EnvConfig:
     reward_progress: float = 0.1
     reward_purpose: float = 5.0
     penalty_collision: float = 5.0
+    penalty_red_light: float = 5.0
     penalty_off_road: float = 0.05
     penalty_stuck: float = 5.0
     terminate_on_collision: bool = False
@@ -140,10 +149,16 @@ class EnvConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
         if self.weather not in (*WEATHERS, "random"):
             raise ValueError(f"weather={self.weather!r} is not one of {(*WEATHERS, 'random')}")
-        for name in ("cinematic", "purpose_marker", "terminate_on_collision", "expert_in_info"):
+        for name in (
+            "cinematic",
+            "purpose_marker",
+            "terminate_on_collision",
+            "expert_in_info",
+            "traffic_lights",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        ints = {"frame_skip": 1, "town_grid": 2, "traffic": 0, "fade_frames": 1}
+        ints = {"frame_skip": 1, "town_grid": 2, "traffic": 0, "pedestrians": 0, "fade_frames": 1}
         for name, lo in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
@@ -169,6 +184,7 @@ class EnvConfig:
             "reward_progress",
             "reward_purpose",
             "penalty_collision",
+            "penalty_red_light",
             "penalty_off_road",
             "penalty_stuck",
         )

@@ -27,8 +27,12 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     world** (a procedural 3-D town in Panda3D with Bullet car physics, rendered headless on the
     CPU; the default) and **Grand Theft Auto 5** through a bridge to a game mod (Windows). Each
     town is generated from a seed: a road graph with intersections and curves, two-way lanes
-    with markings, sidewalks, buildings, poles, trees and parked cars. A built-in autopilot
-    (the role of the game's NPC drivers) reports what it would do in ``info["expert_action"]``.
+    with markings, sidewalks, buildings, poles, trees and parked cars. It is a *living town*:
+    traffic lights with stop lines at the intersections (``traffic_lights``, on by default),
+    walkers who cross at zebra crossings (``pedestrians``), traffic cars that obey the lights,
+    queue and yield (``traffic``), and weather and time of day drawn per episode
+    (``weather="random"``). A built-in autopilot (the role of the game's NPC drivers) keeps
+    every rule and reports what it would do in ``info["expert_action"]``.
 
     One step is ``frame_skip`` frames of 1/30 s of game time (the original's sampling period).
 
@@ -61,8 +65,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Per frame: ``reward_progress`` × metres of progress along the planned route toward the
     purpose point (negative when driving away; bounded by the distance actually driven),
     ``+ reward_purpose`` when a purpose point is reached, ``− penalty_collision`` per new
-    collision, ``− penalty_off_road`` per frame with the car's centre off the road, and
-    ``− penalty_stuck`` when the car is found stuck. A step sums its frames.
+    collision, ``− penalty_red_light`` per stop line crossed on red, ``− penalty_off_road`` per
+    frame with the car's centre off the road, and ``− penalty_stuck`` when the car is found
+    stuck. A step sums its frames.
 
     Shaping for RL: with the defaults progress dominates the return (about 0.03 per frame at
     town speed against 5 per collision); for fine-tuning, raise ``penalty_collision`` (10–20)
@@ -83,7 +88,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       the time limit (``gym.make`` adds 3,600 steps = 2 minutes of game time at frame_skip 1).
 
     **Unstuck**: if the car moved less than ``stuck_distance`` metres over the last
-    ``stuck_window`` seconds, ``on_stuck="teleport"`` fades the picture out over
+    ``stuck_window`` seconds (waiting at a red light, behind a queue or for a walker does not
+    count: the backend reports such waits), ``on_stuck="teleport"`` fades the picture out over
     ``fade_frames`` frames (the car brakes, actions are ignored), teleports the car to a random
     free lane spot with a new purpose point, fades back in and continues.
     ``info["unstuck_phase"]`` is ``"fade_out"``/``"fade_in"`` meanwhile and
@@ -92,10 +98,14 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Info
 
     ``backend``, ``town_seed``, ``weather``, ``frame``, ``position``, ``heading``, ``speed``, ``on_road``,
-    ``purpose_point``, ``route_remaining``, ``distance`` (metres driven this episode),
-    ``collisions``, ``off_road_frames``, ``unstucks``, ``purposes_reached``, ``events`` (this
-    step's infractions: dicts with ``kind`` in ``collision``/``off_road``/``stuck`` and, for
-    collisions, ``category`` (``vehicle``/``static``) and ``other``), ``unstuck_phase``, and
+    ``purpose_point``, ``route_remaining``, ``traffic_light`` (``"red"``/``"amber"``/
+    ``"green"`` for the signalised stop line ahead in the car's lane, None if there is none),
+    ``stop_line_distance`` (metres from the car's front to that line, ``inf`` if none),
+    ``distance`` (metres driven this episode), ``collisions``, ``off_road_frames``,
+    ``red_lights``, ``unstucks``, ``purposes_reached``, ``events`` (this step's infractions:
+    dicts with ``kind`` in ``collision``/``red_light``/``off_road``/``stuck`` and, for
+    collisions, ``category`` (``vehicle``/``pedestrian``/``static``) and ``other``),
+    ``unstuck_phase``, and
     ``expert_action`` (the autopilot's action for the returned observation, in this env's action
     format) when the backend has an expert.
 
@@ -103,7 +113,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ``gym.make("GTA5Drive-v0", **kwargs)``: every field of :class:`gta_env.config.EnvConfig`
     (e.g. ``backend="sim"``, ``cinematic=True``, ``hood_size="original"``, ``town_seed=3``,
-    ``traffic=8``, ``weather="random"``, ``on_stuck="truncate"``, ``frame_skip=2``), plus ``render_mode="rgb_array"``
+    ``traffic=8``, ``pedestrians=20``, ``traffic_lights=False``, ``weather="random"``,
+    ``on_stuck="truncate"``, ``frame_skip=2``), plus ``render_mode="rgb_array"``
     (returns the chase camera) and ``game=`` to pass a ready backend object. Unknown keys or
     bad values raise `ValueError` naming them.
 
@@ -111,7 +122,10 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     * v0: initial release (embedded world and GTA5 backends, dual cameras, purpose vector whose
       bearing follows the planned route where the backend plans one (``purpose_mode="auto"``),
-      unstuck by teleport or truncation).
+      unstuck by teleport or truncation); the embedded world became a living town (traffic
+      lights, stop lines, zebras, pedestrians, traffic that keeps the rules, rain and night
+      with street and head lights) with ``red_light`` infractions and ``pedestrian``
+      collisions.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -190,6 +204,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "off_road_frames": 0,
             "unstucks": 0,
             "purposes_reached": 0,
+            "red_lights": 0,
         }
         return self._observe(), self._info([])
 
@@ -282,6 +297,11 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             events.append({"kind": "collision", "category": c.kind, "other": c.other})
             self._counters["collisions"] += 1
             reward -= cfg.penalty_collision
+        for kind in tel.infractions:
+            events.append({"kind": kind})
+            if kind == "red_light":
+                self._counters["red_lights"] += 1
+                reward -= cfg.penalty_red_light
         if not tel.on_road and self._phase is None:
             events.append({"kind": "off_road"})
             self._counters["off_road_frames"] += 1
@@ -294,6 +314,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 reward += cfg.reward_purpose
                 self.game.new_purpose(self.np_random)
                 tel = self.game.telemetry()
+            elif tel.waiting:
+                self._stuck.reset()  # waiting at a red light or for a walker is not stuck
             elif self._stuck.update(tel.position):
                 stuck = True
                 events.append({"kind": "stuck"})
@@ -368,6 +390,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "on_road": tel.on_road,
             "purpose_point": np.array(tel.purpose, np.float64),
             "route_remaining": tel.route_remaining,
+            "traffic_light": tel.traffic_light,
+            "stop_line_distance": tel.stop_line_distance,
             "events": events,
             "unstuck_phase": self._phase,
             **self._counters,
@@ -418,5 +442,7 @@ def make_game(config: EnvConfig, cameras: tuple[str, ...]) -> Game:
             renderer=config.renderer,
             purpose_marker=config.purpose_marker,
             traffic=config.traffic,
+            traffic_lights=config.traffic_lights,
+            pedestrians=config.pedestrians,
         )
     )

@@ -63,8 +63,9 @@ class CollisionEvent:
     """The car touched something this frame.
 
     Attributes:
-        kind: ``"vehicle"`` (traffic, parked cars), ``"static"`` (buildings, poles, trees,
-            walls) — the categories the driving score penalises differently.
+        kind: ``"vehicle"`` (traffic, parked cars), ``"pedestrian"`` or ``"static"``
+            (buildings, poles, trees, signal poles, walls) — the categories the driving score
+            penalises differently.
         other: what was hit, e.g. ``"building"``, ``"pole"``, ``"tree"``, ``"parked_car"``,
             ``"traffic_car"``, ``"wall"``.
         impulse: magnitude of the contact, when the backend knows it (else 0).
@@ -89,6 +90,13 @@ class Telemetry:
             distance where the backend has no route).
         collisions: contacts that started this frame.
         frame: frame counter since the town was loaded.
+        traffic_light: state of the light governing the car's lane ahead (``"red"``,
+            ``"amber"``, ``"green"``), or None where no signalised stop line is ahead.
+        stop_line_distance: metres from the car's front to that stop line (``inf`` if none).
+        infractions: traffic-rule infractions this frame, e.g. ``("red_light",)``.
+        waiting: the car stands for a reason the traffic rules give (a red light, a
+            pedestrian on a zebra, a car ahead, an intersection it must give way at); the
+            unstuck check does not count such a wait.
     """
 
     position: tuple[float, float]
@@ -99,6 +107,10 @@ class Telemetry:
     route_remaining: float
     collisions: tuple[CollisionEvent, ...] = field(default_factory=tuple)
     frame: int = 0
+    traffic_light: str | None = None
+    stop_line_distance: float = float("inf")
+    infractions: tuple[str, ...] = ()
+    waiting: bool = False
 
 
 @runtime_checkable

@@ -9,12 +9,29 @@ from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT, CollisionEvent, Controls, Telemetry
 from gta_env.sim.autopilot import Autopilot, AutopilotConfig
+from gta_env.sim.junctions import (
+    FRONT,
+    LIGHT_NAMES,
+    RED,
+    STOP_MARGIN,
+    JunctionLayout,
+    SignalLamps,
+    rule_stops,
+)
+from gta_env.sim.pedestrians import Pedestrians
 from gta_env.sim.physics import Car, CarSpec, Physics
 from gta_env.sim.render import Renderer
 from gta_env.sim.route import Route, build_route, nearest_directed_road
-from gta_env.sim.scene import Lighting, build_town_scene, car_mesh, marker_mesh
+from gta_env.sim.scene import (
+    JUNCTION_BIN,
+    Lighting,
+    MeshBuilder,
+    build_town_scene,
+    car_mesh,
+    marker_mesh,
+)
 from gta_env.sim.town import Town, TownConfig, generate_town
-from gta_env.sim.traffic import Traffic
+from gta_env.sim.traffic import IntersectionTurns, Traffic
 from gta_env.sim.weather import Weather, apply_fog, fog_weights, make_weather
 
 _CAR_GROUND = -0.23  # the chassis origin rests this far above the ground
@@ -44,6 +61,9 @@ class SimConfig:
         cinematic_fov: horizontal field of view of the chase camera, degrees.
         min_route_length: purpose points are at least this far along the road, metres.
         traffic: number of traffic cars.
+        traffic_lights: signalise every four-way and a seeded share of the three-way
+            intersections (False: all uncontrolled; stop lines and zebras stay).
+        pedestrians: number of walkers who cross at the zebras.
         autopilot: the expert's driving style.
     """
 
@@ -57,6 +77,8 @@ class SimConfig:
     cinematic_fov: float = 70.0
     min_route_length: float = 150.0
     traffic: int = 0
+    traffic_lights: bool = True
+    pedestrians: int = 0
     autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
 
 
@@ -97,17 +119,34 @@ class SimGame:
         self.weather = make_weather("clear")
         self._fog: dict[str, np.ndarray] = {}
         self._crossing_stop: float | None = None
+        self.layout: JunctionLayout | None = None
+        self.pedestrians: Pedestrians | None = None
+        self._lamps: SignalLamps | None = None
+        self._states = np.zeros(0, np.int64)
+        self._occupied = np.zeros(0, bool)
+        self._stop_s = np.zeros((1, 0))
+        self._stop_ref = np.zeros((1, 0), np.int64)
+        self._rule_stop = float("inf")
+        self._light = -1
+        self._line_s = float("inf")
+        self._infractions: tuple[str, ...] = ()
 
     # -- Game protocol -------------------------------------------------------------------------
     def load(self, seed: int) -> None:
         """Generate the town for ``seed`` and place the car at a seed-chosen start."""
         self._unload()
-        town = generate_town(seed, self.config.town)
+        cfg = self.config
+        town = generate_town(seed, cfg.town)
         self.town = town
-        self._scene = build_town_scene(town, self.root)
-        self.physics = Physics(town, self.root)
-        self.car = Car(self.physics, self.spec)
+        layout = JunctionLayout(
+            town, np.random.default_rng([seed, 3]), signals=cfg.traffic_lights
+        )
+        self.layout = layout
         light = Lighting(town.sun, town.sun_color, town.ambient)
+        self._scene = build_town_scene(town, self.root)
+        self._build_junctions(layout, light)
+        self.physics = Physics(town, self.root, layout.solids())
+        self.car = Car(self.physics, self.spec)
         self._car_visual = self.car.node.attachNewNode(car_mesh((178, 24, 30), light, "player"))
         self._car_visual.setZ(_CAR_GROUND)
         self._marker = self.root.attachNewNode(marker_mesh(light))
@@ -118,27 +157,59 @@ class SimGame:
         self._replanned_at = -REPLAN_FRAMES
         self._fade = 0.0
         self._place_randomly(np.random.default_rng([seed, 1]))
-        if self.config.traffic:
+        if cfg.traffic:
             self.traffic = Traffic(
                 town=town,
                 physics=self.physics,
                 root=self.root,
-                count=self.config.traffic,
+                count=cfg.traffic,
                 rng=np.random.default_rng([seed, 2]),
                 keep_clear=[self.car.position],
+                layout=layout,
             )
+        if cfg.pedestrians:
+            self.pedestrians = Pedestrians(
+                layout=layout,
+                physics=self.physics,
+                root=self.root,
+                count=cfg.pedestrians,
+                rng=np.random.default_rng([seed, 4]),
+                light=light,
+            )
+        self._states, _ = layout.states(0.0)
+        self._occupied = np.zeros(len(layout), bool)
+        if self._lamps is not None:
+            self._lamps.update(self._states)
+        self._update_rules()
         self.set_weather("clear", np.random.default_rng(0))
 
     def step(self, controls: Controls) -> Telemetry:
         """Advance one frame (1/30 s) with ``controls``."""
         car, physics = self._require()
+        layout = self.layout
+        assert layout is not None
+        states, walk = layout.states(self._frame * FRAME_DT)
+        self._states = states
+        if self._lamps is not None:
+            self._lamps.update(states)
+        if self.pedestrians is not None:
+            vehicles, velocities = self._vehicles()
+            self.pedestrians.step(walk=walk, vehicles=vehicles, velocities=velocities)
+            self._occupied = self.pedestrians.occupied
+        front_before = self._front()
         car.apply(controls)
         if self.traffic is not None:
-            self.traffic.step(car.position, car.heading)
+            self.traffic.step(
+                car.position, car.heading, states=states, occupied=self._occupied
+            )
         physics.step(FRAME_DT)
         self._frame += 1
         self._collisions = physics.new_contacts(car.body)
+        crossed = layout.crossed_stop_lines(front_before, self._front())
+        ran_red = [k for k in crossed if layout.signalised[k] and states[k] == RED]
+        self._infractions = ("red_light",) if ran_red else ()
         self._update_route()
+        self._update_rules()
         self._hold_crossing()
         self._expert = None
         return self.telemetry()
@@ -157,6 +228,10 @@ class SimGame:
             route_remaining=max(self.route.length - self._s, 0.0) + self._off_route,
             collisions=self._collisions,
             frame=self._frame,
+            traffic_light=LIGHT_NAMES[self._light] if self._light >= 0 else None,
+            stop_line_distance=self._line_s - self._s - FRONT,
+            infractions=self._infractions,
+            waiting=self._waiting(),
         )
 
     def render(self, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -275,7 +350,11 @@ class SimGame:
         self.renderer.cameras.clear()
         self.town = self.physics = self.car = self.route = None
         self.traffic = None
+        self.pedestrians = None
+        self.layout = None
+        self._lamps = None
         self._crossing_stop = None
+        self._infractions = ()
         self._scene = self._marker = self._car_visual = None
 
     def _make_cameras(self, town: Town) -> None:
@@ -349,6 +428,76 @@ class SimGame:
         _, self._s, dist = route.project(*car.position)
         self._off_route = dist
         self._expert = None
+        if self.layout is not None:
+            stop_s, stop_ref = self.layout.route_stops(route)
+            self._stop_s, self._stop_ref = stop_s[None], stop_ref[None]
+            self._update_rules()
+
+    def _build_junctions(self, layout: JunctionLayout, light: Lighting) -> None:
+        """Stop lines, zebras, signal poles and their lamps under the town scene."""
+        assert self._scene is not None
+        markings = layout.markings(light)
+        if markings:
+            node = self._scene.attachNewNode(markings.build("junction_markings"))
+            node.setBin("background", JUNCTION_BIN)
+            node.setDepthWrite(False)
+            node.setDepthTest(False)
+        solids = MeshBuilder()
+        for box in layout.solids():
+            solids.add_box(box, light)
+        if solids:
+            self._scene.attachNewNode(solids.build("signal_poles"))
+        self._lamps = SignalLamps(layout, self._scene)
+
+    def _front(self) -> np.ndarray:
+        car, _ = self._require()
+        x, y = car.position
+        h = car.heading
+        return np.array([x - np.sin(h) * FRONT, y + np.cos(h) * FRONT])
+
+    def _vehicles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities of every vehicle: traffic, then the player."""
+        car, _ = self._require()
+        h = car.heading
+        mine_v = np.array([[-np.sin(h) * car.speed, np.cos(h) * car.speed]])
+        mine_p = np.array([car.position])
+        if self.traffic is None:
+            return mine_p, mine_v
+        return (
+            np.vstack([self.traffic.positions(), mine_p]),
+            np.vstack([self.traffic.velocities(), mine_v]),
+        )
+
+    def _update_rules(self) -> None:
+        """Where the player must stop for lights and walkers, and the light governing it."""
+        if self.layout is None or self.car is None:
+            return
+        stop_at, light, line_s = rule_stops(
+            self._stop_s,
+            self._stop_ref,
+            np.array([self._s]),
+            np.array([max(self.car.speed, 0.0)]),
+            self._states,
+            self._occupied,
+            self.layout.signalised,
+        )
+        self._rule_stop, self._light, self._line_s = (
+            float(stop_at[0]),
+            int(light[0]),
+            float(line_s[0]),
+        )
+
+    def _waiting(self) -> bool:
+        """Whether the player's car stands for a reason the rules give (see `Telemetry`)."""
+        car, _ = self._require()
+        if car.speed > 0.5 or self.route is None:
+            return False
+        near = 10.0
+        if self._rule_stop - self._s < near:
+            return True
+        if self._crossing_stop is not None and self._crossing_stop - self._s < near:
+            return True
+        return self._ray_obstacle(self.route, self._s, 12.0) < 12.0
 
     def _update_route(self) -> None:
         car, _ = self._require()
@@ -370,8 +519,9 @@ class SimGame:
     def _hold_crossing(self) -> None:
         """The player's car takes intersection turns with the traffic, whoever drives it."""
         if self.traffic is not None and self.route is not None:
+            held_by_light = self._rule_stop - self._s < IntersectionTurns.ASK_DISTANCE
             self._crossing_stop = self.traffic.turns.negotiate(
-                PLAYER, self.route.crossings, self._s
+                PLAYER, self.route.crossings, self._s, allowed=not held_by_light
             )
 
     def _obstacle_ahead(self, route: Route, s: float, reach: float) -> float:
@@ -379,9 +529,10 @@ class SimGame:
 
         The entrance of an intersection that traffic holds counts as an obstacle.
         """
-        limit = float("inf")
+        gap = self.autopilot.config.stop_gap
+        limit = self._rule_stop - s + gap
         if self._crossing_stop is not None:
-            limit = self._crossing_stop - s + self.autopilot.config.stop_gap - 1.0
+            limit = min(limit, self._crossing_stop - FRONT - STOP_MARGIN - s + gap)
         return min(limit, self._ray_obstacle(route, s, reach))
 
     def _ray_obstacle(self, route: Route, s: float, reach: float) -> float:

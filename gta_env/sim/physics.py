@@ -8,6 +8,7 @@ is detected from the road raster, not by bumping into a kerb.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ from gta_env.game import FRAME_DT, CollisionEvent, Controls
 from gta_env.sim.town import Box, Town
 
 VEHICLE_KINDS = frozenset({"parked_car", "traffic_car"})
-SOLID_KINDS = frozenset({"building", "pole", "tree", "parked_car", "wall"})
+PEDESTRIAN_KINDS = frozenset({"pedestrian"})
+SOLID_KINDS = frozenset({"building", "pole", "tree", "parked_car", "wall", "signal_pole"})
 SOLID_MASK = BitMask32.bit(1)
 CAR_MASK = BitMask32.bit(2)
 SENSED_MASK = BitMask32.bit(3)
@@ -50,10 +52,20 @@ class CarSpec:
     rolling: float = 120.0
 
 
+def collision_category(name: str) -> str:
+    """The driving-score category of a body: ``vehicle``, ``pedestrian`` or ``static``."""
+    if name in VEHICLE_KINDS:
+        return "vehicle"
+    if name in PEDESTRIAN_KINDS:
+        return "pedestrian"
+    return "static"
+
+
 class Physics:
     """A Bullet world for one town."""
 
-    def __init__(self, town: Town, root: NodePath) -> None:
+    def __init__(self, town: Town, root: NodePath, extra: Iterable[Box] = ()) -> None:
+        """Static bodies for the town's solid props and ``extra`` boxes (e.g. signal poles)."""
         self.world = BulletWorld()
         self.world.setGravity(Vec3(0, 0, -9.81))
         self.root = root.attachNewNode("physics")
@@ -62,7 +74,7 @@ class Physics:
         gnp = self.root.attachNewNode(ground)
         gnp.setCollideMask(BitMask32.allOn())
         self.world.attachRigidBody(ground)
-        bodies = [box for box in town.props if box.kind in SOLID_KINDS]
+        bodies = [box for box in (*town.props, *extra) if box.kind in SOLID_KINDS]
         x0, y0, x1, y1 = town.bounds
         cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
         bodies += [
@@ -125,10 +137,7 @@ class Physics:
             if self._frame - self._last_touch.get(name, -CONTACT_DEBOUNCE - 1) > CONTACT_DEBOUNCE:
                 started.add(name)
             self._last_touch[name] = self._frame
-        return tuple(
-            CollisionEvent("vehicle" if name in VEHICLE_KINDS else "static", name)
-            for name in sorted(started)
-        )
+        return tuple(CollisionEvent(collision_category(name), name) for name in sorted(started))
 
     def close(self) -> None:
         """Detach every body."""

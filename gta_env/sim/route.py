@@ -15,6 +15,10 @@ import numpy as np
 
 from gta_env.sim.town import Town, polyline_length
 
+HOLD_BEFORE = 3.0
+"""Metres before a turn starts where a car waits for its turn: the stop line, which stands
+before the zebra crossing (:mod:`gta_env.sim.junctions`)."""
+
 
 class Crossing(NamedTuple):
     """An intersection a route passes: where it enters and leaves it, and from which road."""
@@ -25,6 +29,11 @@ class Crossing(NamedTuple):
     approach: int
     path: np.ndarray
     """Points of the route inside the intersection (for conflict checks)."""
+
+    @property
+    def hold(self) -> float:
+        """Arc length of the stop line before the intersection, where a car waits."""
+        return self.enter - HOLD_BEFORE
 
 
 class Route:

@@ -39,6 +39,8 @@ MARKER = (255, 40, 200)
 
 # Flat layers, in drawing order.
 LAYERS = ("ground", "sidewalk", "road", "markings")
+JUNCTION_BIN = len(LAYERS) + 4
+"""Drawing order of stop lines and zebras: over every flat layer of the town."""
 
 _VERTEX_DTYPE = np.dtype([("pos", "<f4", 3), ("color", "u1", 4)])
 

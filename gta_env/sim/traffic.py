@@ -1,21 +1,26 @@
-"""Traffic: cars that drive the road graph on their own lanes.
+"""Traffic: cars that drive the road graph on their own lanes and keep the rules.
 
 Each traffic car follows a random walk over the road graph (never a U-turn) along the
 right-hand lanes, with the same speed profile rules as the autopilot (slower in curves and
 intersections). It keeps its distance to whatever is ahead in its lane (other traffic or the
-player) and crosses an intersection only when it holds that intersection: one car at a time,
-the others stop before it. Bodies are kinematic Bullet boxes, so the player can hit them and the
-autopilot's rays see them. Everything is driven by the town's seeded generator: deterministic.
+player), stops at red lights (and at amber when it can), yields to walkers on zebra crossings,
+and crosses an intersection only when it holds that intersection: the others stop at the stop
+line. A car blocked for a long time is respawned out of the player's sight, so traffic never
+deadlocks. Bodies are kinematic Bullet boxes, so the player can hit them and the autopilot's
+rays see them. Everything is driven by the town's seeded generator: deterministic.
+
+All cars are simulated together: their paths are resampled every 0.5 m into one padded array,
+so positions, speed limits, gaps to other cars and stops for lights and zebras are numpy
+operations over every car at once; only intersection turn-taking is per car.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT
+from gta_env.sim.junctions import FRONT, STOP_MARGIN, JunctionLayout, rule_stops
 from gta_env.sim.physics import Physics
 from gta_env.sim.route import Crossing, Route, build_route
 from gta_env.sim.scene import Lighting, car_mesh
@@ -51,14 +56,15 @@ def random_walk(
 class IntersectionTurns:
     """Who may be inside which intersection.
 
-    A car asks for its next intersection when it is 12 m from the entrance and holds it until
-    3 m past the exit. It may enter unless a holder coming from another road has a path through
+    A car asks for its next intersection when it is 15 m from the stop line before it and holds
+    it until 3 m past the exit; it waits at the stop line. A car whose light is red does not ask
+    (and gives up what it held there). It may enter unless a holder coming from another road has a path through
     the intersection that comes within 3.5 m of its own (a conflict); cars from the same road
     queue behind each other and keep their distance on their own. First come, first served: a
     car also yields to conflicting cars that have been waiting longer, so nobody starves.
     """
 
-    ASK_DISTANCE = 12.0
+    ASK_DISTANCE = 15.0
     RELEASE_AFTER = 3.0
     CONFLICT_DISTANCE = 3.5
 
@@ -88,21 +94,33 @@ class IntersectionTurns:
                 return False
         return True
 
-    def negotiate(self, owner: int, crossings: list[Crossing], s: float) -> float | None:
-        """Update ``owner``'s holdings at arc length ``s``; where to stop (None: go on)."""
+    def negotiate(
+        self, owner: int, crossings: list[Crossing], s: float, *, allowed: bool = True
+    ) -> float | None:
+        """Update ``owner``'s holdings at arc length ``s``; where to stop (None: go on).
+
+        ``allowed=False`` (a red light before the next intersection): the car neither asks nor
+        holds; the light stops it.
+        """
         upcoming = next((c for c in crossings if c.leave + self.RELEASE_AFTER >= s), None)
         for node in [n for n, owners in self._held.items() if owner in owners]:
-            if upcoming is None or node != upcoming.node:
+            if upcoming is None or node != upcoming.node or not allowed:
                 self._release(owner, node)
         for node in [n for n, waiting in self._waiting.items() if owner in waiting]:
-            if upcoming is None or node != upcoming.node:
+            if upcoming is None or node != upcoming.node or not allowed:
                 self._stop_waiting(owner, node)
-        if upcoming is None:
+        if upcoming is None or not allowed:
             return None
         if owner in self._held.get(upcoming.node, {}):
             return None
-        if s > upcoming.enter or upcoming.enter - s > self.ASK_DISTANCE:
-            return None  # inside already (never stop in the middle), or still far away
+        if upcoming.hold - s > self.ASK_DISTANCE:
+            return None  # still far away
+        if s > upcoming.enter:
+            # Inside already (e.g. a new route began in the intersection): never stop in the
+            # middle; hold it so that others wait.
+            self._held.setdefault(upcoming.node, {})[owner] = upcoming
+            self._stop_waiting(owner, upcoming.node)
+            return None
         if self.may_enter(owner, upcoming):
             self._held.setdefault(upcoming.node, {})[owner] = upcoming
             self._stop_waiting(owner, upcoming.node)
@@ -111,7 +129,15 @@ class IntersectionTurns:
         if owner not in waiting:
             self._ticket += 1
             waiting[owner] = (self._ticket, upcoming)
-        return upcoming.enter
+        # Wait at the stop line; a car already past it waits at the intersection's edge.
+        return upcoming.hold if s + FRONT <= upcoming.hold + 0.5 else upcoming.enter
+
+    def forget(self, owner: int) -> None:
+        """Drop everything ``owner`` holds or waits for (it left the road: a respawn)."""
+        for node in [n for n, owners in self._held.items() if owner in owners]:
+            self._release(owner, node)
+        for node in [n for n, waiting in self._waiting.items() if owner in waiting]:
+            self._stop_waiting(owner, node)
 
     def _stop_waiting(self, owner: int, node: int) -> None:
         waiting = self._waiting.get(node, {})
@@ -126,20 +152,16 @@ class IntersectionTurns:
             del self._held[node]
 
 
-@dataclass
-class TrafficCar:
-    """One traffic car: its path, where it is on it, and its body."""
-
-    index: int
-    route: Route
-    s: float
-    speed: float
-    cruise: float
-    node: NodePath
+DS = 0.5
+"""Spacing of the resampled traffic paths, metres."""
+BLOCKED_RESPAWN_S = 60.0
+"""A car that has not moved for this long, though no red light holds it, is respawned."""
+RESPAWN_HIDDEN_M = 60.0
+"""A respawned car appears at least this far from the player (or behind it)."""
 
 
 class Traffic:
-    """All traffic cars of a town.
+    """All traffic cars of a town, simulated together.
 
     Args:
         town: the town.
@@ -148,6 +170,7 @@ class Traffic:
         count: number of cars.
         rng: generator for spawn spots, colours and routes.
         keep_clear: points (e.g. the player) no car may spawn within 15 m of.
+        layout: stop lines, zebras and lights the cars obey (None: none).
     """
 
     def __init__(
@@ -159,13 +182,17 @@ class Traffic:
         count: int,
         rng: np.random.Generator,
         keep_clear: list[tuple[float, float]],
+        layout: JunctionLayout | None = None,
     ) -> None:
         self.town = town
         self.rng = rng
-        self.cars: list[TrafficCar] = []
+        self.layout = layout
         self.turns = IntersectionTurns()
+        self.nodes: list[NodePath] = []
+        self.routes: list[Route] = []
         light = Lighting(town.sun, town.sun_color, town.ambient)
         taken = list(keep_clear)
+        s0: list[float] = []
         for i in range(count):
             spot = self._free_spot(taken)
             if spot is None:
@@ -178,15 +205,40 @@ class Traffic:
             route = self._route_from(directed)
             route.reset_hint(0)
             _, s, _ = route.project(*point)
-            car = TrafficCar(i, route, s, 0.0, float(rng.uniform(8.0, 11.0)), node)
-            self._place(car)
-            self.cars.append(car)
-        self._positions = np.array([c.route.point_at(c.s) for c in self.cars]).reshape(-1, 2)
-        self._headings = np.radians([c.node.getH() for c in self.cars])
+            self.nodes.append(node)
+            self.routes.append(route)
+            s0.append(s)
+        n = len(self.routes)
+        self.s = np.array(s0, np.float64)
+        self.speed = np.zeros(n)
+        self.cruise = rng.uniform(8.0, 11.0, n)
+        self.blocked = np.zeros(n)
+        """Seconds each car has stood still with no red light holding it."""
+        self.respawns = 0
+        self._paths = np.zeros((n, 2, 2))
+        self._limits = np.zeros((n, 2))
+        self._last = np.zeros(n, np.int64)
+        self._stop_s = np.full((n, 1), np.inf)
+        self._stop_ref = np.zeros((n, 1), np.int64)
+        for k in range(n):
+            self._load_path(k)
+        self._positions = np.zeros((n, 2))
+        self._headings = np.zeros(n)
+        self._update_poses()
+
+    @property
+    def count(self) -> int:
+        """Number of traffic cars."""
+        return len(self.routes)
 
     def positions(self) -> np.ndarray:
         """(N, 2) positions of the traffic cars (a copy)."""
         return self._positions.copy()
+
+    def velocities(self) -> np.ndarray:
+        """(N, 2) velocities of the traffic cars, m/s."""
+        fwd = np.stack([-np.sin(self._headings), np.cos(self._headings)], axis=1)
+        return fwd * self.speed[:, None]
 
     def near(self, x: float, y: float, radius: float) -> bool:
         """Whether any traffic car is within ``radius`` metres of ``(x, y)``."""
@@ -194,35 +246,132 @@ class Traffic:
         return bool(len(pos)) and bool(np.min(np.hypot(pos[:, 0] - x, pos[:, 1] - y)) < radius)
 
     def step(
-        self, player: tuple[float, float], player_heading: float, dt: float = FRAME_DT
+        self,
+        player: tuple[float, float],
+        player_heading: float,
+        dt: float = FRAME_DT,
+        *,
+        states: np.ndarray | None = None,
+        occupied: np.ndarray | None = None,
     ) -> None:
-        """Advance every car by ``dt`` seconds, given the player's position and heading."""
-        # Every car as a segment from its rear axle to its front axle, so a car turning away
-        # still blocks the lane with its tail.
-        pos = np.vstack([self._positions, np.asarray(player)[None]])
+        """Advance every car by ``dt`` seconds.
+
+        Args:
+            player: the player's position; its heading is ``player_heading``.
+            states: light state per approach of :attr:`layout` (None: no lights).
+            occupied: per zebra, whether a walker is on it (None: no walkers).
+        """
+        n = self.count
+        if n == 0:
+            return
+        s, v = self.s, self.speed
+        rows = np.arange(n)
+        # Every car (and the player) as a segment from its rear axle to its front axle, so a
+        # car turning away still blocks the lane with its tail.
+        pos = np.vstack([self._positions, np.asarray(player, np.float64)[None]])
         head = np.append(self._headings, player_heading)
         fwd = np.stack([-np.sin(head), np.cos(head)], axis=1) * (CAR_HALF[1] - CAR_HALF[0])
-        segments = np.stack([pos - fwd, pos + fwd], axis=1)
-        near = np.hypot(pos[:, None, 0] - pos[None, :, 0], pos[:, None, 1] - pos[None, :, 1]) < 32.0
-        np.fill_diagonal(near, False)
-        for k, car in enumerate(self.cars):
-            target = min(car.route.limit_at(car.s), car.route.limit_at(car.s + car.speed + 2.0))
-            # Only cars within reach of the 27 m look-ahead can be in the way.
-            gap = self._gap_ahead(car, segments[near[k]]) if near[k].any() else float("inf")
-            target = min(target, float(np.sqrt(2 * 3.0 * max(gap - 6.0, 0.0))))
-            stop_at = self._crossing_stop(car)
-            if stop_at is not None:
-                target = min(target, float(np.sqrt(2 * 3.0 * max(stop_at - car.s - 1.0, 0.0))))
-            accel = np.clip((target - car.speed) / dt, -6.0, 2.0)
-            car.speed = max(car.speed + accel * dt, 0.0)
-            car.s += car.speed * dt
-            if car.route.length - car.s < 60.0:
-                self._extend(car)
-            self._place(car)
-            self._positions[k] = car.route.point_at(car.s)
-            self._headings[k] = np.radians(car.node.getH())
+        a, b = pos - fwd, pos + fwd  # (M, 2)
+        pts = self._sample(self._paths, s[:, None] + _AHEAD[None])  # (N, K, 2)
+        ab = b - a
+        rel = pts[:, :, None, :] - a[None, None]  # (N, K, M, 2)
+        t = np.clip((rel * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
+        closest = a[None, None] + t[..., None] * ab
+        d = np.hypot(*(pts[:, :, None, :] - closest).transpose(3, 0, 1, 2))
+        d[rows, :, rows] = np.inf  # a car is not in its own way
+        hit = (d < 2.1).any(axis=2)  # (N, K)
+        gap = np.where(hit.any(axis=1), _AHEAD[np.argmax(hit, axis=1)], np.inf)
+
+        lim = self._sample(self._limits, np.stack([s, s + v + 2.0], axis=1))
+        target = np.minimum(np.minimum(lim[:, 0], lim[:, 1]), self.cruise)
+        target = np.minimum(target, np.sqrt(2 * 3.0 * np.maximum(gap - 6.0, 0.0)))
+        held_by_light = np.zeros(n, bool)
+        if self.layout is not None and len(self.layout):
+            occ = occupied if occupied is not None else np.zeros(len(self.layout), bool)
+            st = states if states is not None else np.zeros(len(self.layout), np.int64)
+            stop_at, _, _ = rule_stops(
+                self._stop_s, self._stop_ref, s, v, st, occ, self.layout.signalised
+            )
+            # A red (or stoppable amber) line closer than the next intersection's stop point.
+            held_by_light = np.isfinite(stop_at) & (stop_at - s < IntersectionTurns.ASK_DISTANCE)
+            target = np.minimum(target, np.sqrt(2 * 3.0 * np.maximum(stop_at - s, 0.0)))
+        for k in range(n):
+            stop = self.turns.negotiate(
+                k, self.routes[k].crossings, float(s[k]), allowed=not held_by_light[k]
+            )
+            if stop is not None:
+                room = stop - FRONT - STOP_MARGIN - s[k]
+                target[k] = min(target[k], float(np.sqrt(2 * 3.0 * max(room, 0.0))))
+        accel = np.clip((target - v) / dt, -6.0, 2.0)
+        self.speed = v = np.maximum(v + accel * dt, 0.0)
+        self.s = s = s + v * dt
+        still = v < 0.2
+        self.blocked = np.where(still & ~held_by_light, self.blocked + dt, 0.0)
+        for car in np.flatnonzero(self._route_length() - s < 60.0).tolist():
+            self._extend(car)
+        for car in np.flatnonzero(self.blocked > BLOCKED_RESPAWN_S).tolist():
+            self._respawn(car, player)
+        self._update_poses()
 
     # -- internals -------------------------------------------------------------------------------
+    def _route_length(self) -> np.ndarray:
+        return np.array([r.length for r in self.routes])
+
+    def _sample(self, table: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Rows of ``table`` (N, L, ...) at arc lengths ``s`` (N, K), linearly interpolated."""
+        f = np.clip(s / DS, 0.0, self._last[:, None].astype(np.float64))
+        i0 = np.minimum(f.astype(np.int64), np.maximum(self._last[:, None] - 1, 0))
+        w = f - i0
+        rows = np.arange(len(table))[:, None]
+        lo, hi = table[rows, i0], table[rows, i0 + 1]
+        if table.ndim == 3:
+            w = w[..., None]
+        return lo + (hi - lo) * w
+
+    def _load_path(self, k: int) -> None:
+        """Resample car ``k``'s route into the padded tables (growing them when needed)."""
+        route = self.routes[k]
+        grid = np.arange(0.0, route.length + DS, DS)
+        pts = route.points_at(grid)
+        lim = np.interp(np.clip(grid, 0.0, route.length), route.s, route.speed_limit)
+        length = len(grid)
+        if length + 2 > self._paths.shape[1]:
+            width = length + 200
+            grown = np.zeros((len(self._paths), width, 2))
+            grown[:, : self._paths.shape[1]] = self._paths
+            grown_lim = np.zeros((len(self._paths), width))
+            grown_lim[:, : self._limits.shape[1]] = self._limits
+            self._paths, self._limits = grown, grown_lim
+        self._paths[k, :length] = pts
+        self._paths[k, length:] = pts[-1]
+        self._limits[k, :length] = lim
+        self._limits[k, length:] = lim[-1]
+        self._last[k] = length - 1
+        if self.layout is not None:
+            stop_s, stop_ref = self.layout.route_stops(route)
+            width = max(len(stop_s), self._stop_s.shape[1])
+            if width > self._stop_s.shape[1]:
+                grown_s = np.full((len(self._stop_s), width), np.inf)
+                grown_s[:, : self._stop_s.shape[1]] = self._stop_s
+                grown_r = np.zeros((len(self._stop_s), width), np.int64)
+                grown_r[:, : self._stop_ref.shape[1]] = self._stop_ref
+                self._stop_s, self._stop_ref = grown_s, grown_r
+            self._stop_s[k] = np.inf
+            self._stop_s[k, : len(stop_s)] = stop_s
+            self._stop_ref[k] = 0
+            self._stop_ref[k, : len(stop_ref)] = stop_ref
+
+    def _update_poses(self) -> None:
+        s = self.s
+        both = self._sample(self._paths, np.stack([s, s + 1.0], axis=1))
+        p, q = both[:, 0], both[:, 1]
+        heading = np.arctan2(-(q[:, 0] - p[:, 0]), q[:, 1] - p[:, 1])
+        self._positions = p
+        self._headings = heading
+        deg = np.degrees(heading)
+        for k, node in enumerate(self.nodes):
+            node.setPosHpr(float(p[k, 0]), float(p[k, 1]), 0.0, float(deg[k]), 0.0, 0.0)
+
     def _route_from(self, directed: tuple[int, bool]) -> Route:
         walk = random_walk(self.town, directed, 25, self.rng)
         route = build_route(self.town, walk, -1)
@@ -232,37 +381,37 @@ class Traffic:
         route.speed_limit = np.maximum(route.speed_limit, 4.0)
         return route
 
-    def _extend(self, car: TrafficCar) -> None:
-        x, y = car.route.point_at(car.s)
-        index, _, _ = car.route.project(x, y)
-        car.route = self._route_from(car.route.directed_at(index))
-        car.route.reset_hint(0)
-        _, car.s, _ = car.route.project(x, y)
+    def _extend(self, k: int) -> None:
+        route = self.routes[k]
+        x, y = self._positions[k]
+        route.reset_hint(max(int(np.searchsorted(route.s, self.s[k])) - 5, 0))
+        index, _, _ = route.project(x, y)
+        new = self._route_from(route.directed_at(index))
+        new.reset_hint(0)
+        _, self.s[k], _ = new.project(x, y)
+        self.routes[k] = new
+        self._load_path(k)
 
-    def _place(self, car: TrafficCar) -> None:
-        p = car.route.point_at(car.s)
-        q = car.route.point_at(car.s + 1.0)
-        heading = np.degrees(np.arctan2(-(q[0] - p[0]), q[1] - p[1]))
-        car.node.setPosHpr(float(p[0]), float(p[1]), 0.0, float(heading), 0.0, 0.0)
-
-    def _gap_ahead(self, car: TrafficCar, segments: np.ndarray) -> float:
-        """Metres along the path to the nearest car standing in it (inf if none within 25 m).
-
-        ``segments`` is (M, 2, 2): each other car's axis from rear to front.
-        """
-        pts = car.route.points_at(car.s + _AHEAD)  # (P, 2)
-        a, b = segments[:, 0], segments[:, 1]  # (M, 2)
-        ab = b - a
-        rel = pts[:, None, :] - a[None]  # (P, M, 2)
-        t = np.clip((rel * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
-        closest = a[None] + t[..., None] * ab[None]
-        d = np.hypot(*(pts[:, None, :] - closest).transpose(2, 0, 1))
-        hit = np.nonzero((d < 2.1).any(axis=1))[0]
-        return float(_AHEAD[hit[0]]) if len(hit) else float("inf")
-
-    def _crossing_stop(self, car: TrafficCar) -> float | None:
-        """Where the car must stop for an intersection it may not enter yet (None: go)."""
-        return self.turns.negotiate(car.index, car.route.crossings, car.s)
+    def _respawn(self, k: int, player: tuple[float, float]) -> None:
+        """Move a car that has been blocked too long to a free spot the player cannot see."""
+        others = [tuple(p) for i, p in enumerate(self._positions) if i != k]
+        for _ in range(20):
+            spot = self._free_spot([*others, player])
+            if spot is None:
+                return
+            directed, point = spot
+            if np.hypot(point[0] - player[0], point[1] - player[1]) < RESPAWN_HIDDEN_M:
+                continue
+            self.turns.forget(k)
+            route = self._route_from(directed)
+            route.reset_hint(0)
+            _, self.s[k], _ = route.project(*point)
+            self.routes[k] = route
+            self.speed[k] = 0.0
+            self.blocked[k] = 0.0
+            self.respawns += 1
+            self._load_path(k)
+            return
 
     def _free_spot(
         self, taken: list[tuple[float, float]]

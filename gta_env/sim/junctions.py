@@ -1,0 +1,469 @@
+"""Junctions of the living town: stop lines, zebra crossings and traffic lights.
+
+Every approach of an intersection with three or more roads gets a stop line across its inbound
+lane and a zebra crossing just beyond it. All four-way intersections and a seeded share of the
+three-way ones are **signalised**: a signal head on a pole at the stop line (seen on the way in)
+and one on the far side of the intersection (seen while waiting at the line). The other
+intersections are uncontrolled: cars take turns (:class:`~gta_env.sim.traffic.IntersectionTurns`)
+and yield to pedestrians.
+
+A signalised intersection runs a fixed cycle with a seeded offset: the approaches of one axis
+green, amber, all red; then the other axis; then a pedestrian phase in which every vehicle light
+is red and walkers cross every zebra of the intersection. Light states for all approaches of a
+town are one numpy array, recomputed from the game time each frame.
+
+Distances along an approach are measured from the intersection's centre along the road's centre
+line: the route's turn starts at ``junction_radius + 1.5`` (:func:`gta_env.sim.route.build_route`),
+the zebra spans ``junction_radius + 0.5 .. + 3.5`` and the stop line is at ``+ 4.5``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from panda3d.core import Geom, GeomNode, NodePath
+
+from gta_env.sim.route import Route
+from gta_env.sim.scene import Lighting, MeshBuilder
+from gta_env.sim.town import LANE_WIDTH, Box, Town, polyline_length
+
+GREEN, AMBER, RED = 0, 1, 2
+LIGHT_NAMES = ("green", "amber", "red")
+"""Names of the light states, indexed by state code."""
+
+ZEBRA_OFFSET = 2.0
+"""Centre of the zebra, metres beyond the junction radius."""
+ZEBRA_HALF = 1.5
+"""Half of the zebra's extent along the road, metres."""
+STOP_OFFSET = 4.5
+"""The stop line, metres beyond the junction radius."""
+AMBER_S = 3.0
+ALL_RED_S = 1.5
+WALK_S = 11.0
+"""Length of the pedestrian phase (every vehicle light red), seconds."""
+SIGNAL_SHARE_3WAY = 0.5
+"""Share of three-way intersections that get traffic lights."""
+
+_HEAD_BASE = 2.7
+_HEAD_SIZE = (0.95, 0.5, 2.25)  # width, depth, height of a signal head, metres
+_LAMP = 0.62  # side of a lamp's square, metres
+_LAMP_Z = (4.45, 3.82, 3.19)  # lamp centres (red, amber, green), metres above the road
+LIT = {RED: (255, 38, 24), AMBER: (255, 176, 0), GREEN: (40, 255, 110)}
+UNLIT = (34, 34, 36)
+_STOP_KIND, _ZEBRA_KIND = 0, 1
+
+
+@dataclass(frozen=True)
+class Approach:
+    """One road entering an intersection.
+
+    Attributes:
+        node: the intersection.
+        road: the road index.
+        centre: centre-line point of the stop line.
+        travel: unit direction of inbound travel (toward the intersection).
+        zebra: centre-line point of the zebra crossing.
+        group: signal group (0 or 1), or -1 when the intersection has no lights.
+    """
+
+    node: int
+    road: int
+    centre: tuple[float, float]
+    travel: tuple[float, float]
+    zebra: tuple[float, float]
+    group: int
+
+    @property
+    def right(self) -> tuple[float, float]:
+        """Unit vector to the right of inbound travel (across the road)."""
+        return self.travel[1], -self.travel[0]
+
+
+def _along(town: Town, road: int, node: int, d: float) -> tuple[np.ndarray, np.ndarray]:
+    """The centre-line point ``d`` metres from ``node`` along ``road`` and the unit direction
+    pointing away from the node there."""
+    r = town.roads[road]
+    s = polyline_length(r.points)
+    at = d if r.a == node else s[-1] - d
+    at = float(np.clip(at, 0.0, s[-1]))
+    p = np.array([np.interp(at, s, r.points[:, 0]), np.interp(at, s, r.points[:, 1])])
+    q_at = float(np.clip(at + (1.0 if r.a == node else -1.0), 0.0, s[-1]))
+    q = np.array([np.interp(q_at, s, r.points[:, 0]), np.interp(q_at, s, r.points[:, 1])])
+    u = q - p
+    return p, u / (np.linalg.norm(u) + 1e-9)
+
+
+class JunctionLayout:
+    """Stop lines, zebras and signal groups of a town (pure data, from the town and a seed).
+
+    Args:
+        town: the town.
+        rng: decides which three-way intersections get lights and the cycle timings.
+        signals: False makes every intersection uncontrolled (stop lines and zebras stay).
+    """
+
+    def __init__(self, town: Town, rng: np.random.Generator, *, signals: bool = True) -> None:
+        self.town = town
+        jr = town.junction_radius
+        approaches: list[Approach] = []
+        signalised: list[int] = []
+        for node in range(len(town.nodes)):
+            roads = [r for r, _ in town.adjacency[node]]
+            if len(roads) < 3:
+                continue
+            lit = signals and (len(roads) >= 4 or rng.random() < SIGNAL_SHARE_3WAY)
+            outward = []
+            for road in roads:
+                _, u = _along(town, road, node, jr + STOP_OFFSET)
+                outward.append(u)
+            groups = _axis_groups(np.array(outward)) if lit else [-1] * len(roads)
+            if lit:
+                signalised.append(node)
+            for road, u, group in zip(roads, outward, groups, strict=True):
+                centre, _ = _along(town, road, node, jr + STOP_OFFSET)
+                zebra, _ = _along(town, road, node, jr + ZEBRA_OFFSET)
+                approaches.append(
+                    Approach(
+                        node=node,
+                        road=road,
+                        centre=(float(centre[0]), float(centre[1])),
+                        travel=(float(-u[0]), float(-u[1])),
+                        zebra=(float(zebra[0]), float(zebra[1])),
+                        group=int(group),
+                    )
+                )
+        self.approaches = approaches
+        self.index = {(a.node, a.road): k for k, a in enumerate(approaches)}
+        n = len(approaches)
+        self.node = np.array([a.node for a in approaches], np.int64).reshape(n)
+        self.group = np.array([a.group for a in approaches], np.int64).reshape(n)
+        self.centre = np.array([a.centre for a in approaches], np.float64).reshape(n, 2)
+        self.travel = np.array([a.travel for a in approaches], np.float64).reshape(n, 2)
+        self.right = np.stack([self.travel[:, 1], -self.travel[:, 0]], axis=1)
+        self.zebra = np.array([a.zebra for a in approaches], np.float64).reshape(n, 2)
+        self.signalised = self.group >= 0
+        # Cycle per signalised node: green A, amber, all red, green B, amber, all red, walk.
+        nodes = sorted(set(signalised))
+        self.signal_nodes = np.array(nodes, np.int64)
+        green = rng.uniform(8.0, 12.0, (len(nodes), 2))
+        self.green = green
+        self.cycle = green.sum(axis=1) + 2 * (AMBER_S + ALL_RED_S) + WALK_S
+        self.offset = rng.uniform(0.0, 1.0, len(nodes)) * self.cycle
+        slot = {node: i for i, node in enumerate(nodes)}
+        self._slot = np.array([slot.get(int(a), -1) for a in self.node], np.int64).reshape(n)
+        half = town.config.road_half_width
+        # Stop line: across the inbound lane, from the centre line to the kerb.
+        self.stop_a = self.centre + self.right * 0.1
+        self.stop_b = self.centre + self.right * (half - 0.3)
+
+    def __len__(self) -> int:
+        return len(self.approaches)
+
+    # -- signal phases ------------------------------------------------------------------------
+    def states(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The lights at game time ``t`` seconds.
+
+        Returns:
+            ``(state, walk)`` per approach: GREEN/AMBER/RED (GREEN where unsignalised), and
+            seconds since its intersection's pedestrian phase began (``inf`` outside it and
+            where unsignalised).
+        """
+        n = len(self.approaches)
+        states = np.full(n, GREEN, np.int64)
+        walk = np.full(n, np.inf)
+        if len(self.signal_nodes) == 0:
+            return states, walk
+        lit = self._slot >= 0
+        slot = self._slot[lit]
+        p = (t + self.offset[slot]) % self.cycle[slot]
+        g0, g1 = self.green[slot, 0], self.green[slot, 1]
+        start1 = g0 + AMBER_S + ALL_RED_S
+        end1 = start1 + g1 + AMBER_S + ALL_RED_S
+        group = self.group[lit]
+        start = np.where(group == 0, 0.0, start1)
+        green = np.where(group == 0, g0, g1)
+        q = p - start
+        state = np.where(
+            (q >= 0) & (q < green), GREEN, np.where((q >= green) & (q < green + AMBER_S), AMBER, RED)
+        )
+        states[lit] = state
+        walk[lit] = np.where(p >= end1, p - end1, np.inf)
+        return states, walk
+
+    # -- routes -------------------------------------------------------------------------------
+    def route_stops(self, route: Route) -> tuple[np.ndarray, np.ndarray]:
+        """Where a route meets stop lines and zebras.
+
+        Returns:
+            ``(s, ref)``: arc lengths along ``route`` sorted ascending, and for each, the
+            approach index ``k`` for a stop line or ``-1 - k`` for the zebra of approach ``k``.
+        """
+        town = self.town
+        lane_offset = LANE_WIDTH / 2
+        out_s: list[float] = []
+        out_ref: list[int] = []
+        directed = route.directed
+        for i, (road, forward) in enumerate(directed):
+            head = town.roads[road].b if forward else town.roads[road].a
+            k = self.index.get((head, road))
+            if k is not None:
+                stop = self.centre[k] + self.right[k] * lane_offset
+                zebra_in = self.zebra[k] + self.right[k] * lane_offset
+                for point, ref in ((stop, k), (zebra_in, -1 - k)):
+                    s = _locate(route, point)
+                    if s is not None:
+                        out_s.append(s)
+                        out_ref.append(ref)
+            if i + 1 < len(directed):
+                exit_road = directed[i + 1][0]
+                k_out = self.index.get((head, exit_road))
+                if k_out is not None:
+                    # Outbound lane: the left of the exit road's inbound travel.
+                    point = self.zebra[k_out] - self.right[k_out] * lane_offset
+                    s = _locate(route, point)
+                    if s is not None:
+                        out_s.append(s)
+                        out_ref.append(-1 - k_out)
+        order = np.argsort(out_s, kind="stable")
+        return np.asarray(out_s, np.float64)[order], np.asarray(out_ref, np.int64)[order]
+
+    def crossed_stop_lines(self, p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
+        """Approach indices whose stop line the segment ``p0 → p1`` crosses moving inbound."""
+        if len(self.approaches) == 0:
+            return np.zeros(0, np.int64)
+        a, b = self.stop_a, self.stop_b
+        d = p1 - p0
+        moving_in = self.travel @ d > 0.0
+
+        def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+            return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+                r[..., 0] - p[..., 0]
+            )
+
+        o1 = orient(a, b, p0[None])
+        o2 = orient(a, b, p1[None])
+        o3 = orient(p0[None], p1[None], a)
+        o4 = orient(p0[None], p1[None], b)
+        hit = (o1 * o2 < 0) & (o3 * o4 < 0) & moving_in
+        return np.flatnonzero(hit)
+
+    # -- meshes -------------------------------------------------------------------------------
+    def solids(self) -> list[Box]:
+        """Signal poles and heads (solid: the car can hit them), in world coordinates."""
+        boxes: list[Box] = []
+        for pos, heading in self.signal_heads():
+            x, y = pos
+            boxes.append(Box(x, y, 0.0, 0.22, 0.22, _HEAD_BASE, "signal_pole", (60, 62, 66)))
+            w, d, h = _HEAD_SIZE
+            boxes.append(Box(x, y, heading, w, d, h, "signal_pole", (28, 30, 32), _HEAD_BASE))
+        return boxes
+
+    def signal_heads(self) -> list[tuple[tuple[float, float], float]]:
+        """``((x, y), heading)`` of every signal head; heads face the approaching traffic.
+
+        Two per signalised approach, in approach order: at the stop line on the right kerb,
+        and beyond the intersection on the far right corner.
+        """
+        heads = []
+        half = self.town.config.road_half_width
+        jr = self.town.junction_radius
+        for k in np.flatnonzero(self.signalised):
+            face = -self.travel[k]  # toward the approaching cars
+            heading = float(np.arctan2(-face[0], face[1]))
+            near = self.centre[k] + self.right[k] * (half + 1.1) - self.travel[k] * 0.3
+            node = self.town.nodes[self.node[k]]
+            far = None
+            for extra in np.arange(0.0, 4.01, 0.5):
+                p = node + self.travel[k] * (jr + STOP_OFFSET) + self.right[k] * (
+                    half + 1.1 + extra
+                )
+                if not self.town.on_road(float(p[0]), float(p[1])):
+                    far = p
+                    break
+            heads.append(((float(near[0]), float(near[1])), heading))
+            if far is not None:
+                heads.append(((float(far[0]), float(far[1])), heading))
+            else:  # keep two per approach: a second head on the near pole's face
+                heads.append(((float(near[0]), float(near[1])), heading))
+        return heads
+
+    def markings(self, light: Lighting) -> MeshBuilder:
+        """Stop lines and zebra stripes (flat, drawn over the road markings)."""
+        mb = MeshBuilder()
+        white = light.shade((238, 238, 238), np.array([0.0, 0.0, 1.0]))
+        half = self.town.config.road_half_width
+        for k in range(len(self.approaches)):
+            t, r = self.travel[k], self.right[k]
+            c = self.centre[k]
+            _quad(mb, c + r * 0.1, c + r * (half - 0.3), t, 0.45, white)
+            z = self.zebra[k]
+            for lat in np.arange(-half + 0.55, half - 0.3, 1.0):
+                p = z + r * lat
+                _quad(mb, p - t * ZEBRA_HALF, p + t * ZEBRA_HALF, r, 0.5, white)
+        return mb
+
+
+def _quad(
+    mb: MeshBuilder, a: np.ndarray, b: np.ndarray, across: np.ndarray, width: float, color: Any
+) -> None:
+    """A flat strip from ``a`` to ``b``, ``width`` wide in direction ``across``."""
+    h = across * width / 2
+    pos = np.array([[*(a - h), 0.0], [*(a + h), 0.0], [*(b + h), 0.0], [*(b - h), 0.0]])
+    mb.add(pos, color, np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]]))
+
+
+def _axis_groups(outward: np.ndarray) -> list[int]:
+    """Split an intersection's approaches into two signal groups by axis: the most opposed
+    pair of roads (and anything within 45° of its axis) is group 0, the rest group 1."""
+    n = len(outward)
+    best, pair = 2.0, (0, 1)
+    for i in range(n):
+        for j in range(i + 1, n):
+            c = float(outward[i] @ outward[j])
+            if c < best:
+                best, pair = c, (i, j)
+    axis = outward[pair[0]]
+    return [0 if abs(float(u @ axis)) > np.cos(np.radians(45.0)) else 1 for u in outward]
+
+
+def _locate(route: Route, point: np.ndarray, tolerance: float = 3.0) -> float | None:
+    """Arc length of the route point nearest ``point`` (None if the route passes further away
+    than ``tolerance`` metres)."""
+    a, b = route.points[:-1], route.points[1:]
+    ab = b - a
+    t = np.clip(((point - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-9), 0.0, 1.0)
+    closest = a + t[:, None] * ab
+    d = np.hypot(*(closest - point).T)
+    k = int(np.argmin(d))
+    if d[k] > tolerance:
+        return None
+    return float(route.s[k] + t[k] * np.linalg.norm(ab[k]))
+
+
+class SignalLamps:
+    """All lamps of a town's signal heads in one mesh whose colours follow the light states.
+
+    The lamps ignore the weather's tint (they glow at night); colours are rewritten only when
+    a state changes.
+    """
+
+    def __init__(self, layout: JunctionLayout, root: NodePath) -> None:
+        self.layout = layout
+        heads = layout.signal_heads()
+        approach_of = np.repeat(np.flatnonzero(layout.signalised), 2)
+        mb = MeshBuilder()
+        unlit = np.array([*UNLIT, 255], np.uint8)
+        self._lamp_state: list[int] = []
+        self._lamp_approach: list[int] = []
+        d = _HEAD_SIZE[1] / 2 + 0.03
+        for (pos, heading), k in zip(heads, approach_of, strict=True):
+            face = np.array([-np.sin(heading), np.cos(heading)])
+            side = np.array([face[1], -face[0]]) * _LAMP / 2
+            centre = np.asarray(pos) + face * d
+            for state, z in zip((RED, AMBER, GREEN), _LAMP_Z, strict=True):
+                lo, hi = z - _LAMP / 2, z + _LAMP / 2
+                quad = np.array(
+                    [
+                        [*(centre - side), lo],
+                        [*(centre + side), lo],
+                        [*(centre + side), hi],
+                        [*(centre - side), hi],
+                    ]
+                )
+                mb.add(quad, unlit, np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]]))
+                self._lamp_state.append(state)
+                self._lamp_approach.append(int(k))
+        self.node: NodePath | None = None
+        self._states = np.full(len(layout), -1, np.int64)
+        if not mb:
+            return
+        self._geom_node: GeomNode = mb.build("signal_lamps")
+        self.node = root.attachNewNode(self._geom_node)
+        self.node.setColorScaleOff(10)  # lamps glow: the weather's tint does not dim them
+        self._verts = np.concatenate(mb._verts)
+        self._lamp_state_arr = np.repeat(np.array(self._lamp_state), 4)
+        self._lamp_approach_arr = np.repeat(np.array(self._lamp_approach), 4)
+
+    def update(self, states: np.ndarray) -> None:
+        """Light the lamps that ``states`` (per approach) calls for."""
+        if self.node is None or np.array_equal(states, self._states):
+            return
+        self._states = states.copy()
+        lit = states[self._lamp_approach_arr] == self._lamp_state_arr
+        colours = np.empty((len(lit), 4), np.uint8)
+        colours[:] = (*UNLIT, 255)
+        for state, rgb in LIT.items():
+            colours[lit & (self._lamp_state_arr == state)] = (*rgb, 255)
+        self._verts["color"] = colours
+        geom: Geom = self._geom_node.modifyGeom(0)
+        vdata = geom.modifyVertexData()
+        memoryview(vdata.modifyArray(0)).cast("B")[:] = self._verts.tobytes()
+
+
+
+FRONT = 2.15
+"""Metres from a car's centre to its front bumper."""
+STOP_MARGIN = 1.0
+"""A car stopping for a line stops with its front this far before it."""
+COMFORT_DECEL = 4.0
+"""Amber: a car that can stop at this deceleration stops, one that cannot goes on."""
+LOOK_AHEAD = 60.0
+"""Stop lines and zebras further ahead than this are ignored."""
+
+
+def rule_stops(
+    stop_s: np.ndarray,
+    stop_ref: np.ndarray,
+    s: np.ndarray,
+    speed: np.ndarray,
+    states: np.ndarray,
+    occupied: np.ndarray,
+    signalised: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where cars must stop for lights and walkers, vectorised over cars.
+
+    Args:
+        stop_s: (N, K) arc lengths of each car's stop lines and zebras (``inf`` padding), as
+            :meth:`JunctionLayout.route_stops` gives them.
+        stop_ref: (N, K) their references (approach ``k`` or ``-1 - k`` for a zebra).
+        s: (N,) where each car is on its route.
+        speed: (N,) m/s.
+        states: light state per approach.
+        occupied: per zebra, whether a walker is on it.
+        signalised: per approach, whether it has lights (:attr:`JunctionLayout.signalised`).
+
+    Returns:
+        ``(stop_at, light, line_s)`` per car: the arc length where its centre must stop
+        (``inf``: nowhere), the state of the next signalised stop line ahead (-1: none) and
+        that line's arc length (``inf``: none).
+    """
+    ahead = stop_s - s[:, None]
+    is_line = stop_ref >= 0
+    k = np.where(is_line, stop_ref, -1 - stop_ref)
+    k = np.clip(k, 0, max(len(states) - 1, 0))
+    valid = np.isfinite(stop_s) & (ahead < LOOK_AHEAD)
+    if len(states) == 0 or stop_s.shape[1] == 0:
+        n = len(s)
+        return np.full(n, np.inf), np.full(n, -1, np.int64), np.full(n, np.inf)
+    state = states[k]
+    # A stop line binds until the car's front is a little past it.
+    line_ahead = valid & is_line & (ahead > FRONT - 0.5)
+    signal = line_ahead & (state != GREEN)
+    can_stop = ahead - FRONT - STOP_MARGIN > speed[:, None] ** 2 / (2 * COMFORT_DECEL)
+    red_stop = signal & ((state == RED) | can_stop)
+    zebra_stop = valid & ~is_line & occupied[k] & (ahead - ZEBRA_HALF > FRONT + 0.3)
+    stop_point = np.where(
+        red_stop,
+        stop_s - FRONT - STOP_MARGIN,
+        np.where(zebra_stop, stop_s - ZEBRA_HALF - FRONT - STOP_MARGIN, np.inf),
+    )
+    stop_at = stop_point.min(axis=1)
+    # The governing light: the first signalised line ahead.
+    signalised_line = line_ahead & signalised[k]
+    first = np.where(signalised_line.any(axis=1), np.argmax(signalised_line, axis=1), -1)
+    rows = np.arange(len(s))
+    light = np.where(first >= 0, state[rows, np.maximum(first, 0)], -1)
+    line_s = np.where(first >= 0, stop_s[rows, np.maximum(first, 0)], np.inf)
+    return stop_at, light, line_s
