@@ -367,7 +367,8 @@ class _Connection:
     def flush(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) until the queued messages are written."""
         end = time.monotonic() + timeout
-        while not self._outbox.empty() and not self.closed and time.monotonic() < end:
+        # unfinished_tasks counts messages queued or being written (task_done after the write).
+        while self._outbox.unfinished_tasks and not self.closed and time.monotonic() < end:
             time.sleep(0.002)
 
     def _write_loop(self) -> None:
@@ -380,6 +381,7 @@ class _Connection:
             except OSError as exc:
                 self.drop(f"a write blocked or failed ({exc})")
                 return
+            self._outbox.task_done()
 
     def _send_all(self, data: bytes) -> None:
         # Never touches the socket's timeout (the reader owns it): waits for writability with
