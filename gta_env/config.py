@@ -87,6 +87,9 @@ class EnvConfig:
         penalty_stuck: subtracted when the car is found stuck.
         terminate_on_collision: end the episode (terminated) at the first collision.
         expert_in_info: put the backend expert's action in ``info["expert_action"]``.
+        autopilot: on the game backend, turn on the NPC autopilot (it drives to every purpose
+            point) and report its control values as ``info["expert_action"]``; the embedded
+            world always has its expert.
         renderer: embedded world's renderer, ``"software"`` (CPU) or ``"gl"`` (EGL).
         bridge_host: address of the game bridge (loopback only).
         bridge_port: port of the game bridge (``None`` → the protocol's default).
@@ -120,6 +123,7 @@ class EnvConfig:
     penalty_stuck: float = 5.0
     terminate_on_collision: bool = False
     expert_in_info: bool = True
+    autopilot: bool = False
     renderer: str = "software"
     bridge_host: str = "127.0.0.1"
     bridge_port: int | None = None
@@ -140,7 +144,13 @@ class EnvConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
         if self.weather not in (*WEATHERS, "random"):
             raise ValueError(f"weather={self.weather!r} is not one of {(*WEATHERS, 'random')}")
-        for name in ("cinematic", "purpose_marker", "terminate_on_collision", "expert_in_info"):
+        for name in (
+            "cinematic",
+            "purpose_marker",
+            "terminate_on_collision",
+            "expert_in_info",
+            "autopilot",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         ints = {"frame_skip": 1, "town_grid": 2, "traffic": 0, "fade_frames": 1}
