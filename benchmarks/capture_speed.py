@@ -38,7 +38,22 @@ class TelemetryServer(BridgeServer):
         }
 
 
+def connect_time(n: int) -> dict[str, float]:
+    """Milliseconds for TCP connect + the v2 HMAC handshake (p50, p99)."""
+    with TelemetryServer(token=TOKEN) as server:
+        times = np.empty(n)
+        for i in range(n):
+            t0 = time.perf_counter()
+            client = BridgeClient(port=server.port, token=TOKEN)
+            client.connect()
+            times[i] = time.perf_counter() - t0
+            client.close()
+    ms = times * 1e3
+    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "n": n}
+
+
 def bridge_latency(n: int) -> dict[str, float]:
+    """Round trips through the send queues (a subscriber receives a push per request too)."""
     with (
         TelemetryServer(token=TOKEN) as server,
         BridgeClient(port=server.port, token=TOKEN) as client,
@@ -106,6 +121,9 @@ def main() -> None:
     lat = bridge_latency(args.requests)
     rows.append(("bridge round trip p50 (loopback)", f"{lat['p50']:.3f} ms", ""))
     rows.append(("bridge round trip p99 (loopback)", f"{lat['p99']:.3f} ms", "target < 2 ms"))
+    con = connect_time(200)
+    rows.append(("bridge connect + v2 handshake p50", f"{con['p50']:.3f} ms", ""))
+    rows.append(("bridge connect + v2 handshake p99", f"{con['p99']:.3f} ms", ""))
     if os.environ.get("DISPLAY") or os.name == "nt":
         fps, name = capture_fps(args.seconds, (270, 480))
         rows.append((f"{name} capture 1280x720 + resize 480x270", f"{fps:.0f} FPS", "target >= 90"))

@@ -93,6 +93,9 @@ class EnvConfig:
         penalty_stuck: subtracted when the car is found stuck.
         terminate_on_collision: end the episode (terminated) at the first collision.
         expert_in_info: put the backend expert's action in ``info["expert_action"]``.
+        autopilot: on the game backend, turn on the NPC autopilot (it drives to every purpose
+            point) and report its control values as ``info["expert_action"]``; the embedded
+            world always has its expert.
         renderer: embedded world's renderer, ``"software"`` (CPU) or ``"gl"`` (EGL).
         bridge_host: address of the game bridge (loopback only).
         bridge_port: port of the game bridge (``None`` → the protocol's default).
@@ -129,6 +132,7 @@ class EnvConfig:
     penalty_stuck: float = 5.0
     terminate_on_collision: bool = False
     expert_in_info: bool = True
+    autopilot: bool = False
     renderer: str = "software"
     bridge_host: str = "127.0.0.1"
     bridge_port: int | None = None
@@ -155,6 +159,7 @@ class EnvConfig:
             "terminate_on_collision",
             "expert_in_info",
             "traffic_lights",
+            "autopilot",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

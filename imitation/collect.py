@@ -143,6 +143,8 @@ class CollectConfig:
             "cinematic": self.cinematic,
             "traffic": self.traffic,
             "weather": self.weather,
+            # The game's expert is its NPC driver: labels come from the autopilot's controls.
+            **({"autopilot": True} if self.backend != "sim" else {}),
             **dict(self.env_kwargs),
         }
 

@@ -254,7 +254,7 @@ class GTA5Game:
     def from_env_config(
         cls, env_config: Any, cameras: tuple[str, ...], **overrides: Any
     ) -> GTA5Game:
-        """Build from the environment's ``EnvConfig`` (sizes, marker, bridge address).
+        """Build from the environment's ``EnvConfig`` (sizes, marker, autopilot, bridge address).
 
         The controller comes from ``overrides``, else the ``GTA5DRIVE_CONTROLLER`` environment
         variable, else ``"gamepad"``.
@@ -267,6 +267,7 @@ class GTA5Game:
             "cinematic_size": tuple(env_config.cinematic_size),
             "cameras": tuple(cameras),
             "purpose_marker": bool(env_config.purpose_marker),
+            "autopilot": bool(getattr(env_config, "autopilot", False)),
             "controller": os.environ.get("GTA5DRIVE_CONTROLLER", "gamepad"),
         }
         if env_config.bridge_port is not None:

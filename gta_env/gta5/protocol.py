@@ -1,4 +1,4 @@
-"""The bridge protocol between the environment and the game mod (version 1).
+"""The bridge protocol between the environment and the game mod (version 2).
 
 Everything here is pure Python (standard library only) so that both the client in the environment
 and the Python servers (tests, the embedded world posing as the game) share one definition. The C#
@@ -11,12 +11,22 @@ Transport
     (the stream cannot be re-synchronised). NaN/Infinity, duplicate keys and unknown fields are
     rejected.
 
-Handshake
-    The client's first frame is ``{"type": "hello", "id": 0, "version": 1, "token": "..."}``. The
-    server answers ``{"type": "welcome", "id": 0, "version": 1, "server": "..."}`` (optionally with
-    ``window``: the screen rectangle of the game image, when the server knows it) or
-    ``{"type": "error", "id": 0, "version": 1, "reason": "..."}`` and closes. The token is the
-    shared secret stored by :func:`load_token`.
+Handshake (mutual HMAC-SHA256 challenge-response; the token itself never crosses the wire)
+    1. client: ``{"type": "hello", "id": 0, "version": 2, "nonce": Nc}`` (``Nc``: 32 random bytes,
+       hex).
+    2. server: ``{"type": "challenge", "id": 0, "version": 2, "nonce": Ns, "proof": Ps}`` with
+       ``Ps = HMAC(token, "gta5drive-v2 server" | Nc | Ns)`` (:func:`server_proof`), or an
+       ``error`` (other version, too many clients) and a close.
+    3. client checks ``Ps``; a server that cannot prove it knows the token gets nothing more (the
+       client closes). Otherwise: ``{"type": "auth", "id": 0, "proof": Pc}`` with
+       ``Pc = HMAC(token, "gta5drive-v2 client" | Nc | Ns)`` (:func:`client_proof`).
+    4. server: ``{"type": "welcome", "id": 0, "version": 2, "server": "..."}`` (optionally with
+       ``window``: the screen rectangle of the game image) or ``error`` ("wrong token") and a
+       close.
+    The whole handshake has one deadline (:data:`HANDSHAKE_TIMEOUT` seconds from the connection,
+    not per read); connections still in the handshake are capped separately from authenticated
+    clients (:data:`MAX_PENDING_HANDSHAKES`, the oldest is dropped for a new one). The token is
+    the shared secret stored by :func:`load_token`.
 
 Requests and replies
     After the handshake the client sends requests ``{"type": <command>, "id": n, ...}`` with
@@ -31,6 +41,8 @@ The commands, their fields and their replies are in :data:`REQUESTS` and :data:`
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -38,12 +50,15 @@ import secrets
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-PROTOCOL_VERSION = 1
-"""Bumped on any incompatible change; both sides refuse a different version."""
+PROTOCOL_VERSION = 2
+"""Bumped on any incompatible change; both sides refuse a different version.
+
+Version 2 replaced the token in ``hello`` (version 1) by a mutual HMAC challenge-response."""
 
 DEFAULT_PORT = 47841
 """Default TCP port of the bridge on 127.0.0.1."""
@@ -53,6 +68,28 @@ MAX_MESSAGE_BYTES = 64 * 1024
 
 MAX_ERRORS_PER_CONNECTION = 32
 """A server closes a connection after this many rejected messages."""
+
+HANDSHAKE_TIMEOUT = 2.0
+"""Seconds from accept to a completed handshake (one deadline, not per read)."""
+
+MAX_PENDING_HANDSHAKES = 16
+"""Connections still in the handshake, counted apart from authenticated clients; a new one
+evicts the oldest, so unauthenticated sockets can never lock a valid client out."""
+
+SEND_QUEUE_LIMIT = 256
+"""Messages queued for one client; a client that lets its queue fill is dropped."""
+
+SEND_TIMEOUT = 1.0
+"""Seconds one socket write may block (the client stopped reading); then the client is dropped."""
+
+MAX_QUEUED_REQUESTS = 64
+"""Requests waiting for the server's dispatch thread (the mod's Tick); more get a 'busy' error."""
+
+NONCE_HEX = 64
+"""Length of handshake nonces and proofs: 32 bytes as hex."""
+
+_SERVER_LABEL = b"gta5drive-v2 server"
+_CLIENT_LABEL = b"gta5drive-v2 client"
 
 HEADER = struct.Struct(">I")
 
@@ -178,18 +215,31 @@ def check_fields(message: Mapping[str, Any], schema: Schema, path: str) -> None:
 
 
 _ID = _int(0, 2**31 - 1)
+
+
+def _hex(value: Any, path: str) -> None:
+    if not isinstance(value, str) or len(value) != NONCE_HEX:
+        raise ProtocolError(f"{path} must be {NONCE_HEX} hexadecimal characters")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise ProtocolError(f"{path} must be {NONCE_HEX} hexadecimal characters") from None
+
+
+_HEX: Validator = _hex
 _COORD = _float()
 _MS = _int(0, 10_000)
 _SEED = _int(0, 2**31 - 1)
 _CAMERA = _str(16, CAMERAS)
 
 REQUESTS: dict[str, Schema] = {
-    # Handshake (id 0).
+    # Handshake (id 0): the client's nonce, then its proof.
     "hello": {
         "version": (_int(0, 2**31 - 1), True),
-        "token": (_str(256), True),
+        "nonce": (_HEX, True),
         "client": (_str(64), False),
     },
+    "auth": {"proof": (_HEX, True)},
     # Current telemetry, without advancing time.
     "telemetry": {},
     # Push telemetry every frame (or stop).
@@ -249,7 +299,8 @@ REQUESTS: dict[str, Schema] = {
 }
 """Every request type and its fields (besides ``type`` and ``id``)."""
 
-COMMANDS = tuple(name for name in REQUESTS if name != "hello")
+HANDSHAKE_REQUESTS = ("hello", "auth")
+COMMANDS = tuple(name for name in REQUESTS if name not in HANDSHAKE_REQUESTS)
 
 _VEC2 = _list(_COORD, 2, 2)
 _VEC3 = _list(_COORD, 3, 3)
@@ -304,6 +355,11 @@ _WINDOW = _object(
 )
 
 REPLIES: dict[str, Schema] = {
+    "challenge": {
+        "version": (_int(0, 2**31 - 1), True),
+        "nonce": (_HEX, True),
+        "proof": (_HEX, True),
+    },
     "welcome": {
         "version": (_int(0, 2**31 - 1), True),
         "server": (_str(64), True),
@@ -408,7 +464,7 @@ def validate_request(message: Mapping[str, Any]) -> None:
     schema = REQUESTS.get(kind)
     if schema is None:
         raise ProtocolError(f"unknown request type {str(kind)[:40]!r}")
-    if kind != "hello" and message["id"] == 0:
+    if kind not in HANDSHAKE_REQUESTS and message["id"] == 0:
         raise ProtocolError("request id must be >= 1 (0 is reserved for the handshake)")
     body = {k: v for k, v in message.items() if k not in ("type", "id")}
     check_fields(body, schema, kind)
@@ -445,17 +501,58 @@ def validate_reply(message: Mapping[str, Any], command: str | None = None) -> No
 
 
 # --------------------------------------------------------------------------------------------
+# The handshake's proofs.
+
+
+def make_nonce() -> str:
+    """A fresh handshake nonce: 32 random bytes as hex."""
+    return secrets.token_hex(NONCE_HEX // 2)
+
+
+def _proof(label: bytes, token: str, client_nonce: str, server_nonce: str) -> str:
+    message = label + b"|" + client_nonce.encode("ascii") + b"|" + server_nonce.encode("ascii")
+    return hmac.new(token.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def server_proof(token: str, client_nonce: str, server_nonce: str) -> str:
+    """What the server sends to prove it knows ``token`` (never valid as a client proof)."""
+    return _proof(_SERVER_LABEL, token, client_nonce, server_nonce)
+
+
+def client_proof(token: str, client_nonce: str, server_nonce: str) -> str:
+    """What the client sends to prove it knows ``token``."""
+    return _proof(_CLIENT_LABEL, token, client_nonce, server_nonce)
+
+
+def proofs_match(expected: str, received: str) -> bool:
+    """Constant-time comparison of two proofs."""
+    return hmac.compare_digest(expected.encode("ascii"), received.encode("ascii", "replace"))
+
+
+# --------------------------------------------------------------------------------------------
 # Socket helpers.
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
     """Read exactly ``n`` bytes.
+
+    Args:
+        sock: the socket.
+        n: bytes to read.
+        deadline: ``time.monotonic()`` by which all of them must have arrived (``None``: the
+            socket's own timeout applies to each read).
 
     Raises:
         EOFError: when the peer closed before (``"truncated"`` if some bytes had arrived).
+        TimeoutError: when the deadline passed.
     """
     chunks = bytearray()
     while len(chunks) < n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"deadline passed after {len(chunks)} of {n} bytes")
+            sock.settimeout(remaining)
         chunk = sock.recv(n - len(chunks))
         if not chunk:
             raise EOFError(
@@ -467,21 +564,22 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def read_frame(sock: socket.socket) -> bytes:
-    """Read one frame's payload.
+def read_frame(sock: socket.socket, deadline: float | None = None) -> bytes:
+    """Read one frame's payload (by ``deadline``, a ``time.monotonic()`` value, when given).
 
     Raises:
+        TimeoutError: when the deadline passed (the stream is then unusable: close it).
         EOFError: when the peer closed (mid-frame: the reason says truncated).
         ProtocolError: when the announced length is 0 or above :data:`MAX_MESSAGE_BYTES`; the
             stream cannot be resynchronised, so the caller must close the connection.
     """
-    (length,) = HEADER.unpack(recv_exact(sock, HEADER.size))
+    (length,) = HEADER.unpack(recv_exact(sock, HEADER.size, deadline))
     if length == 0 or length > MAX_MESSAGE_BYTES:
         raise ProtocolError(
             f"announced message length {length} is outside 1..{MAX_MESSAGE_BYTES} bytes"
         )
     try:
-        return recv_exact(sock, length)
+        return recv_exact(sock, length, deadline)
     except EOFError as exc:
         if str(exc) == "connection closed":
             raise EOFError(

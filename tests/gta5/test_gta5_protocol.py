@@ -30,11 +30,21 @@ def frame(payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
+def handshake(sock: socket.socket, token: str = TOKEN) -> dict[str, Any]:
+    """The client side of the v2 handshake over a raw socket; returns the last reply."""
+    nonce = protocol.make_nonce()
+    sock.sendall(protocol.encode({"type": "hello", "id": 0, "version": 2, "nonce": nonce}))
+    challenge = protocol.decode_payload(protocol.read_frame(sock))
+    assert challenge["type"] == "challenge", challenge
+    proof = protocol.client_proof(token, nonce, challenge["nonce"])
+    sock.sendall(protocol.encode({"type": "auth", "id": 0, "proof": proof}))
+    return protocol.decode_payload(protocol.read_frame(sock))
+
+
 def raw_connect(server: BridgeServer, *, hello: bool = True) -> socket.socket:
     sock = socket.create_connection(server.address, timeout=2.0)
     if hello:
-        sock.sendall(protocol.encode({"type": "hello", "id": 0, "version": 1, "token": TOKEN}))
-        assert protocol.decode_payload(protocol.read_frame(sock))["type"] == "welcome"
+        assert handshake(sock)["type"] == "welcome"
     return sock
 
 
@@ -94,7 +104,8 @@ def test_decode_rejects_with_reason(payload, reason):
         ({"type": "teleport", "id": 1}, "either both x and y"),
         ({"type": "autopilot", "id": 1, "enabled": True, "x": 1.0}, "both x and y"),
         ({"type": "camera_cycle", "id": 1, "cameras": ["hood"] * 4}, "1..3|0..3"),
-        ({"type": "hello", "id": 0, "version": 1, "token": "x" * 300}, "longer than"),
+        ({"type": "hello", "id": 0, "version": 2, "nonce": "x" * 300}, "hexadecimal"),
+        ({"type": "auth", "id": 0, "proof": "ab"}, "hexadecimal"),
     ],
 )
 def test_validate_request_rejects_with_reason(message, reason):
@@ -104,7 +115,8 @@ def test_validate_request_rejects_with_reason(message, reason):
 
 def test_every_command_has_a_minimal_valid_form():
     minimal: dict[str, dict[str, Any]] = {
-        "hello": {"version": 1, "token": "t"},
+        "hello": {"version": 2, "nonce": "0" * 64},
+        "auth": {"proof": "f" * 64},
         "subscribe": {"enabled": True},
         "reset": {"seed": 1},
         "set_purpose": {"x": 1.0, "y": 2.0},
@@ -121,7 +133,8 @@ def test_every_command_has_a_minimal_valid_form():
     }
     for command in protocol.REQUESTS:
         body = minimal.get(command, {})
-        protocol.validate_request({"type": command, "id": 0 if command == "hello" else 1, **body})
+        request_id = 0 if command in protocol.HANDSHAKE_REQUESTS else 1
+        protocol.validate_request({"type": command, "id": request_id, **body})
 
 
 def test_telemetry_schema_accepts_the_fake_and_rejects_bad_values():
@@ -169,7 +182,7 @@ json_values = st.recursive(
     st.sampled_from(sorted(protocol.REQUESTS)),
     st.dictionaries(
         st.sampled_from(
-            ["x", "y", "seed", "frames", "camera", "enabled", "token", "version", "zz"]
+            ["x", "y", "seed", "frames", "camera", "enabled", "nonce", "proof", "version", "zz"]
         ),
         json_values,
         max_size=5,
@@ -264,9 +277,14 @@ def test_wrong_token_and_version_rejected_with_reason(echo_server, caplog):
     with pytest.raises(BridgeUnavailable, match="wrong token"):
         BridgeClient(port=echo_server.port, token="guess").connect()
     sock = socket.create_connection(echo_server.address, timeout=2)
-    sock.sendall(protocol.encode({"type": "hello", "id": 0, "version": 99, "token": TOKEN}))
+    hello = {"type": "hello", "id": 0, "version": 99, "nonce": protocol.make_nonce()}
+    sock.sendall(protocol.encode(hello))
     reply = protocol.decode_payload(protocol.read_frame(sock))
     assert reply["type"] == "error" and "version 99" in reply["reason"]
+    sock.close()
+    sock = socket.create_connection(echo_server.address, timeout=2)
+    reply = handshake(sock, token="guess")
+    assert reply["type"] == "error" and "wrong token" in reply["reason"]
     sock.close()
     assert "wrong token" in caplog.text
     still_serves(echo_server)
@@ -319,7 +337,7 @@ def test_silent_client_times_out_in_handshake():
     with EchoServer(handshake_timeout=0.2) as server:
         sock = socket.create_connection(server.address, timeout=2)
         reply = protocol.decode_payload(protocol.read_frame(sock))
-        assert "handshake timeout" in reply["reason"]
+        assert "did not complete within the timeout" in reply["reason"]
         still_serves(server)
 
 
