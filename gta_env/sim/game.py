@@ -129,6 +129,7 @@ class SimGame:
         self._rule_stop = float("inf")
         self._light = -1
         self._line_s = float("inf")
+        self.governing_approach = -1
         self._infractions: tuple[str, ...] = ()
 
     # -- Game protocol -------------------------------------------------------------------------
@@ -472,7 +473,7 @@ class SimGame:
         """Where the player must stop for lights and walkers, and the light governing it."""
         if self.layout is None or self.car is None:
             return
-        stop_at, light, line_s = rule_stops(
+        stop_at, light, line_s, approach = rule_stops(
             self._stop_s,
             self._stop_ref,
             np.array([self._s]),
@@ -486,6 +487,9 @@ class SimGame:
             int(light[0]),
             float(line_s[0]),
         )
+        self.governing_approach = int(approach[0])
+        """Index (in :attr:`layout`) of the signalised approach whose light governs the car's
+        lane ahead, -1 if none."""
 
     def _waiting(self) -> bool:
         """Whether the player's car stands for a reason the rules give (see `Telemetry`)."""

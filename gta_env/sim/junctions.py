@@ -289,6 +289,23 @@ class JunctionLayout:
                 heads.append(((float(near[0]), float(near[1])), heading))
         return heads
 
+    def lamps(self, k: int) -> list[tuple[np.ndarray, dict[int, tuple[float, float, float]]]]:
+        """The lamps of approach ``k``'s signal heads: per head, the unit direction its face
+        looks in and the world centre of its RED, AMBER and GREEN lamp."""
+        if not self.signalised[k]:
+            return []
+        j = int(np.searchsorted(np.flatnonzero(self.signalised), k))
+        out = []
+        for pos, heading in self.signal_heads()[2 * j : 2 * j + 2]:
+            face = np.array([-np.sin(heading), np.cos(heading)])
+            centre = np.asarray(pos) + face * (_HEAD_SIZE[1] / 2 + 0.03)
+            lamps = {
+                state: (float(centre[0]), float(centre[1]), z)
+                for state, z in zip((RED, AMBER, GREEN), _LAMP_Z, strict=True)
+            }
+            out.append((face, lamps))
+        return out
+
     def markings(self, light: Lighting) -> MeshBuilder:
         """Stop lines and zebra stripes (flat, drawn over the road markings)."""
         mb = MeshBuilder()
@@ -351,30 +368,20 @@ class SignalLamps:
 
     def __init__(self, layout: JunctionLayout, root: NodePath) -> None:
         self.layout = layout
-        heads = layout.signal_heads()
-        approach_of = np.repeat(np.flatnonzero(layout.signalised), 2)
         mb = MeshBuilder()
         unlit = np.array([*UNLIT, 255], np.uint8)
         self._lamp_state: list[int] = []
         self._lamp_approach: list[int] = []
-        d = _HEAD_SIZE[1] / 2 + 0.03
-        for (pos, heading), k in zip(heads, approach_of, strict=True):
-            face = np.array([-np.sin(heading), np.cos(heading)])
-            side = np.array([face[1], -face[0]]) * _LAMP / 2
-            centre = np.asarray(pos) + face * d
-            for state, z in zip((RED, AMBER, GREEN), _LAMP_Z, strict=True):
-                lo, hi = z - _LAMP / 2, z + _LAMP / 2
-                quad = np.array(
-                    [
-                        [*(centre - side), lo],
-                        [*(centre + side), lo],
-                        [*(centre + side), hi],
-                        [*(centre - side), hi],
-                    ]
-                )
-                mb.add(quad, unlit, np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]]))
-                self._lamp_state.append(state)
-                self._lamp_approach.append(int(k))
+        for k in np.flatnonzero(layout.signalised):
+            for face, lamps in layout.lamps(int(k)):
+                side = np.array([face[1], -face[0], 0.0]) * _LAMP / 2
+                up = np.array([0.0, 0.0, _LAMP / 2])
+                for state, centre in lamps.items():
+                    c = np.asarray(centre)
+                    quad = np.array([c - side - up, c + side - up, c + side + up, c - side + up])
+                    mb.add(quad, unlit, np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]]))
+                    self._lamp_state.append(state)
+                    self._lamp_approach.append(int(k))
         self.node: NodePath | None = None
         self._states = np.full(len(layout), -1, np.int64)
         if not mb:
@@ -421,7 +428,7 @@ def rule_stops(
     states: np.ndarray,
     occupied: np.ndarray,
     signalised: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Where cars must stop for lights and walkers, vectorised over cars.
 
     Args:
@@ -435,9 +442,9 @@ def rule_stops(
         signalised: per approach, whether it has lights (:attr:`JunctionLayout.signalised`).
 
     Returns:
-        ``(stop_at, light, line_s)`` per car: the arc length where its centre must stop
-        (``inf``: nowhere), the state of the next signalised stop line ahead (-1: none) and
-        that line's arc length (``inf``: none).
+        ``(stop_at, light, line_s, approach)`` per car: the arc length where its centre must
+        stop (``inf``: nowhere), the state of the next signalised stop line ahead (-1: none),
+        that line's arc length (``inf``: none) and its approach index (-1: none).
     """
     ahead = stop_s - s[:, None]
     is_line = stop_ref >= 0
@@ -446,7 +453,8 @@ def rule_stops(
     valid = np.isfinite(stop_s) & (ahead < LOOK_AHEAD)
     if len(states) == 0 or stop_s.shape[1] == 0:
         n = len(s)
-        return np.full(n, np.inf), np.full(n, -1, np.int64), np.full(n, np.inf)
+        none = np.full(n, -1, np.int64)
+        return np.full(n, np.inf), none, np.full(n, np.inf), none
     state = states[k]
     # A stop line binds until the car's front is a little past it.
     line_ahead = valid & is_line & (ahead > FRONT - 0.5)
@@ -466,4 +474,5 @@ def rule_stops(
     rows = np.arange(len(s))
     light = np.where(first >= 0, state[rows, np.maximum(first, 0)], -1)
     line_s = np.where(first >= 0, stop_s[rows, np.maximum(first, 0)], np.inf)
-    return stop_at, light, line_s
+    approach = np.where(first >= 0, k[rows, np.maximum(first, 0)], -1)
+    return stop_at, light, line_s, approach

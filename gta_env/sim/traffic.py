@@ -289,7 +289,7 @@ class Traffic:
         if self.layout is not None and len(self.layout):
             occ = occupied if occupied is not None else np.zeros(len(self.layout), bool)
             st = states if states is not None else np.zeros(len(self.layout), np.int64)
-            stop_at, _, _ = rule_stops(
+            stop_at, _, _, _ = rule_stops(
                 self._stop_s, self._stop_ref, s, v, st, occ, self.layout.signalised
             )
             # A red (or stoppable amber) line closer than the next intersection's stop point.
