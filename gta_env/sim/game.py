@@ -9,13 +9,22 @@ from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT, CollisionEvent, Controls, Telemetry
 from gta_env.sim.autopilot import Autopilot, AutopilotConfig
+from gta_env.sim.lamps import CarLights, StreetLights
 from gta_env.sim.physics import Car, CarSpec, Physics
 from gta_env.sim.render import Renderer
 from gta_env.sim.route import Route, build_route, nearest_directed_road
 from gta_env.sim.scene import Lighting, build_town_scene, car_mesh, marker_mesh
 from gta_env.sim.town import Town, TownConfig, generate_town
 from gta_env.sim.traffic import Traffic
-from gta_env.sim.weather import Weather, apply_fog, fog_weights, make_weather
+from gta_env.sim.weather import (
+    RAIN_LAYERS,
+    Weather,
+    apply_fog,
+    apply_rain,
+    fog_weights,
+    make_weather,
+    rain_streaks,
+)
 
 _CAR_GROUND = -0.23  # the chassis origin rests this far above the ground
 PLAYER = -1  # the player's id among intersection holders
@@ -96,6 +105,9 @@ class SimGame:
         self.traffic: Traffic | None = None
         self.weather = make_weather("clear")
         self._fog: dict[str, np.ndarray] = {}
+        self._rain: dict[str, list[np.ndarray]] = {}
+        self.street_lights: StreetLights | None = None
+        self.player_lights: CarLights | None = None
         self._crossing_stop: float | None = None
 
     # -- Game protocol -------------------------------------------------------------------------
@@ -110,6 +122,8 @@ class SimGame:
         light = Lighting(town.sun, town.sun_color, town.ambient)
         self._car_visual = self.car.node.attachNewNode(car_mesh((178, 24, 30), light, "player"))
         self._car_visual.setZ(_CAR_GROUND)
+        self.player_lights = CarLights(self._car_visual, light)
+        self.street_lights = StreetLights(town, self._scene, light)
         self._marker = self.root.attachNewNode(marker_mesh(light))
         if not self.config.purpose_marker:
             self._marker.hide()
@@ -171,6 +185,10 @@ class SimGame:
             frames = {
                 k: apply_fog(v, self._fog[k], self.weather.fog_color) for k, v in frames.items()
             }
+        if self._rain:
+            level = int(min(255, 300 * max(self.weather.tint)))
+            for k, v in frames.items():
+                apply_rain(v, self._rain[k][self._frame % RAIN_LAYERS], level)
         if self._fade > 0.0:
             scale = np.uint16(round((1.0 - self._fade) * 256))
             frames = {
@@ -216,12 +234,25 @@ class SimGame:
         self._place_randomly(rng)
 
     def set_weather(self, name: str, rng: np.random.Generator) -> str:
-        """Sky, light and fog: a preset name or ``"random"`` (drawn from ``rng``)."""
+        """Sky, light, fog, rain and lamps: a preset name or ``"random"`` (drawn from ``rng``)."""
         weather: Weather = make_weather(name, rng)
         self.weather = weather
         town = self.town
-        assert town is not None
+        assert town is not None and self._scene is not None
         self.root.setColorScale(*weather.tint, 1.0)
+        road = self._scene.find("road")
+        if weather.road is not None:
+            road.setColorScale(*weather.road, 1.0)
+        else:
+            road.clearColorScale()
+        for lights in (self.street_lights, self.player_lights):
+            if lights is not None:
+                lights.set_level(weather.lights)
+        self._rain = {
+            cam: rain_streaks(view.height, view.width, weather.rain, town.seed)
+            for cam, view in self.renderer.cameras.items()
+            if weather.rain > 0.0
+        }
         sky = weather.sky if weather.sky is not None else town.sky
         self.renderer.set_clear_color(sky)
         self._fog = {}
@@ -277,6 +308,7 @@ class SimGame:
         self.traffic = None
         self._crossing_stop = None
         self._scene = self._marker = self._car_visual = None
+        self.street_lights = self.player_lights = None
 
     def _make_cameras(self, town: Town) -> None:
         assert self.car is not None
