@@ -125,9 +125,9 @@ def test_street_lamps_glow_and_headlights_light_the_road(game):
         _brightness(night["cinematic"][ahead]).mean()
         > _brightness(no_headlights["cinematic"][ahead]).mean() + 30
     )
-    # By day no light meshes are drawn.
+    # By day nothing of it is drawn: the picture and its cost are what they were without lamps.
     _frames(game, "clear")
-    assert lights.pools.isHidden() and player.beam.isHidden()
+    assert lights.node.isHidden() and player.lamps.isHidden() and player.beam.isHidden()
 
 
 def test_rain_streaks_fall_between_frames(game):
