@@ -64,7 +64,7 @@ class EnvConfig:
         town_seed: fixed town for every reset; ``None`` → a new town per reset from the env RNG.
         town_grid: intersections per side of a generated town.
         traffic: number of traffic cars (embedded world).
-        weather: ``"clear"``, ``"overcast"``, ``"fog"``, ``"dusk"``, ``"night"`` or
+        weather: ``"clear"``, ``"overcast"``, ``"fog"``, ``"dusk"``, ``"night"``, ``"rain"`` or
             ``"random"`` (a preset drawn and jittered per episode from the env RNG).
         purpose_marker: show a marker at the purpose point (visible from the hood).
         purpose_radius: metres from the purpose point that count as reaching it.

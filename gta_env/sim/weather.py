@@ -13,7 +13,7 @@ run time:
   everything fades, the road ahead stays clear — what fog mostly does to a driver's view;
 * rain: a darker, bluer colour scale on the asphalt layer only (a wet road), and screen-space
   streaks: a few precomputed, seeded layers of short slanted light lines per camera size, cycled
-  frame by frame so the rain falls (a few µs per frame: a fancy-indexed uint8 blend);
+  frame by frame so the rain falls (a fancy-indexed uint8 blend: ~0.01 ms per 90×160 frame);
 * lights (``lights`` > 0 at dusk and night): street lamps and the car's lamps glow, their light
   falls on the road (see :mod:`gta_env.sim.lamps`).
 """
