@@ -69,7 +69,7 @@ class EnvConfig:
             intersections, with stop lines (embedded world; False: every intersection is
             uncontrolled).
         pedestrians: number of walkers who cross at the zebra crossings (embedded world).
-        weather: ``"clear"``, ``"overcast"``, ``"fog"``, ``"dusk"``, ``"night"`` or
+        weather: ``"clear"``, ``"overcast"``, ``"fog"``, ``"dusk"``, ``"night"``, ``"rain"`` or
             ``"random"`` (a preset drawn and jittered per episode from the env RNG).
         purpose_marker: show a marker at the purpose point (visible from the hood).
         purpose_radius: metres from the purpose point that count as reaching it.

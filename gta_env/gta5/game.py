@@ -36,6 +36,7 @@ WEATHER_PRESETS: dict[str, tuple[str, int]] = {
     "fog": ("FOGGY", 10),
     "dusk": ("CLEAR", 19),
     "night": ("CLEAR", 23),
+    "rain": ("RAIN", 12),
 }
 """The environment's weather presets as GTA ``(weather, hour)``."""
 

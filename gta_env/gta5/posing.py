@@ -425,11 +425,11 @@ class PosingServer(BridgeServer):
             preset = "dusk"
         elif self._gta_weather in ("FOGGY", "SMOG"):
             preset = "fog"
+        elif self._gta_weather in ("RAIN", "THUNDER"):
+            preset = "rain"
         elif self._gta_weather in (
             "OVERCAST",
             "CLOUDS",
-            "RAIN",
-            "THUNDER",
             "CLEARING",
             "SNOW",
             "BLIZZARD",

@@ -18,6 +18,7 @@ from gta_env.sim.junctions import (
     SignalLamps,
     rule_stops,
 )
+from gta_env.sim.lamps import CarLights, StreetLights
 from gta_env.sim.pedestrians import Pedestrians
 from gta_env.sim.physics import Car, CarSpec, Physics
 from gta_env.sim.render import Renderer
@@ -32,7 +33,15 @@ from gta_env.sim.scene import (
 )
 from gta_env.sim.town import Town, TownConfig, generate_town
 from gta_env.sim.traffic import IntersectionTurns, Traffic
-from gta_env.sim.weather import Weather, apply_fog, fog_weights, make_weather
+from gta_env.sim.weather import (
+    RAIN_LAYERS,
+    Weather,
+    apply_fog,
+    apply_rain,
+    fog_weights,
+    make_weather,
+    rain_streaks,
+)
 
 _CAR_GROUND = -0.23  # the chassis origin rests this far above the ground
 PLAYER = -1  # the player's id among intersection holders
@@ -118,6 +127,9 @@ class SimGame:
         self.traffic: Traffic | None = None
         self.weather = make_weather("clear")
         self._fog: dict[str, np.ndarray] = {}
+        self._rain: dict[str, list[np.ndarray]] = {}
+        self.street_lights: StreetLights | None = None
+        self.player_lights: CarLights | None = None
         self._crossing_stop: float | None = None
         self.layout: JunctionLayout | None = None
         self.pedestrians: Pedestrians | None = None
@@ -150,6 +162,8 @@ class SimGame:
         self.car = Car(self.physics, self.spec)
         self._car_visual = self.car.node.attachNewNode(car_mesh((178, 24, 30), light, "player"))
         self._car_visual.setZ(_CAR_GROUND)
+        self.player_lights = CarLights(self._car_visual, light)
+        self.street_lights = StreetLights(town, self._scene, light)
         self._marker = self.root.attachNewNode(marker_mesh(light))
         if not self.config.purpose_marker:
             self._marker.hide()
@@ -247,6 +261,10 @@ class SimGame:
             frames = {
                 k: apply_fog(v, self._fog[k], self.weather.fog_color) for k, v in frames.items()
             }
+        if self._rain:
+            level = int(min(255, 300 * max(self.weather.tint)))
+            for k, v in frames.items():
+                apply_rain(v, self._rain[k][self._frame % RAIN_LAYERS], level)
         if self._fade > 0.0:
             scale = np.uint16(round((1.0 - self._fade) * 256))
             frames = {
@@ -292,12 +310,27 @@ class SimGame:
         self._place_randomly(rng)
 
     def set_weather(self, name: str, rng: np.random.Generator) -> str:
-        """Sky, light and fog: a preset name or ``"random"`` (drawn from ``rng``)."""
+        """Sky, light, fog, rain and lamps: a preset name or ``"random"`` (drawn from ``rng``)."""
         weather: Weather = make_weather(name, rng)
         self.weather = weather
         town = self.town
-        assert town is not None
+        assert town is not None and self._scene is not None
         self.root.setColorScale(*weather.tint, 1.0)
+        road = self._scene.find("road")
+        if weather.road is not None:
+            road.setColorScale(*weather.road, 1.0)
+        else:
+            road.clearColorScale()
+        for lights in (self.street_lights, self.player_lights):
+            if lights is not None:
+                lights.set_level(weather.lights)
+        if self.traffic is not None:
+            self.traffic.set_light_level(weather.lights)
+        self._rain = {
+            cam: rain_streaks(view.height, view.width, weather.rain, town.seed)
+            for cam, view in self.renderer.cameras.items()
+            if weather.rain > 0.0
+        }
         sky = weather.sky if weather.sky is not None else town.sky
         self.renderer.set_clear_color(sky)
         self._fog = {}
@@ -357,6 +390,7 @@ class SimGame:
         self._crossing_stop = None
         self._infractions = ()
         self._scene = self._marker = self._car_visual = None
+        self.street_lights = self.player_lights = None
 
     def _make_cameras(self, town: Town) -> None:
         assert self.car is not None

@@ -21,6 +21,7 @@ from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT
 from gta_env.sim.junctions import FRONT, STOP_MARGIN, JunctionLayout, rule_stops
+from gta_env.sim.lamps import CarLights
 from gta_env.sim.physics import Physics
 from gta_env.sim.route import Crossing, Route, build_route
 from gta_env.sim.scene import Lighting, car_mesh
@@ -190,6 +191,8 @@ class Traffic:
         self.turns = IntersectionTurns()
         self.nodes: list[NodePath] = []
         self.routes: list[Route] = []
+        self.lights: list[CarLights] = []
+        """Head and tail lamps of every car (they glow at night: :meth:`set_light_level`)."""
         light = Lighting(town.sun, town.sun_color, town.ambient)
         taken = list(keep_clear)
         s0: list[float] = []
@@ -201,7 +204,8 @@ class Traffic:
             taken.append((float(point[0]), float(point[1])))
             node = physics.add_dynamic_box("traffic_car", CAR_HALF)
             color = _COLORS[int(rng.integers(len(_COLORS)))]
-            node.attachNewNode(car_mesh(color, light, f"traffic{i}"))
+            visual = node.attachNewNode(car_mesh(color, light, f"traffic{i}"))
+            self.lights.append(CarLights(visual, light, beam=False))
             route = self._route_from(directed)
             route.reset_hint(0)
             _, s, _ = route.project(*point)
@@ -225,6 +229,11 @@ class Traffic:
         self._positions = np.zeros((n, 2))
         self._headings = np.zeros(n)
         self._update_poses()
+
+    def set_light_level(self, level: float) -> None:
+        """Lamp brightness of every car: 0 by day, up to 1 at night."""
+        for lights in self.lights:
+            lights.set_level(level)
 
     @property
     def count(self) -> int:
