@@ -205,14 +205,18 @@ class JunctionLayout:
         out_s: list[float] = []
         out_ref: list[int] = []
         directed = route.directed
+        # A random walk can pass the same approach twice: look for each directed road's lines
+        # only on its own stretch of the route (and the turn after it).
+        bounds = np.searchsorted(route.edges, np.arange(len(directed) + 2))
         for i, (road, forward) in enumerate(directed):
             head = town.roads[road].b if forward else town.roads[road].a
+            span = (int(bounds[i]), int(bounds[min(i + 2, len(bounds) - 1)]))
             k = self.index.get((head, road))
             if k is not None:
                 stop = self.centre[k] + self.right[k] * lane_offset
                 zebra_in = self.zebra[k] + self.right[k] * lane_offset
                 for point, ref in ((stop, k), (zebra_in, -1 - k)):
-                    s = _locate(route, point)
+                    s = _locate(route, point, span)
                     if s is not None:
                         out_s.append(s)
                         out_ref.append(ref)
@@ -222,7 +226,7 @@ class JunctionLayout:
                 if k_out is not None:
                     # Outbound lane: the left of the exit road's inbound travel.
                     point = self.zebra[k_out] - self.right[k_out] * lane_offset
-                    s = _locate(route, point)
+                    s = _locate(route, point, span)
                     if s is not None:
                         out_s.append(s)
                         out_ref.append(-1 - k_out)
@@ -345,10 +349,15 @@ def _axis_groups(outward: np.ndarray) -> list[int]:
     return [0 if abs(float(u @ axis)) > np.cos(np.radians(45.0)) else 1 for u in outward]
 
 
-def _locate(route: Route, point: np.ndarray, tolerance: float = 3.0) -> float | None:
-    """Arc length of the route point nearest ``point`` (None if the route passes further away
-    than ``tolerance`` metres)."""
-    a, b = route.points[:-1], route.points[1:]
+def _locate(
+    route: Route, point: np.ndarray, span: tuple[int, int], tolerance: float = 3.0
+) -> float | None:
+    """Arc length of the point nearest ``point`` on the route's vertices ``span[0]..span[1]``
+    (None if the route passes further away than ``tolerance`` metres there)."""
+    lo, hi = max(span[0] - 1, 0), min(span[1] + 1, len(route.points))
+    if hi - lo < 2:
+        return None
+    a, b = route.points[lo : hi - 1], route.points[lo + 1 : hi]
     ab = b - a
     t = np.clip(((point - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-9), 0.0, 1.0)
     closest = a + t[:, None] * ab
@@ -356,7 +365,7 @@ def _locate(route: Route, point: np.ndarray, tolerance: float = 3.0) -> float | 
     k = int(np.argmin(d))
     if d[k] > tolerance:
         return None
-    return float(route.s[k] + t[k] * np.linalg.norm(ab[k]))
+    return float(route.s[lo + k] + t[k] * np.linalg.norm(ab[k]))
 
 
 class SignalLamps:

@@ -63,7 +63,7 @@ _PRESETS = {
         "dusk", (0.85, 0.6, 0.5), (0.78, 0.46, 0.36), 0.003, (0.6, 0.45, 0.4), lights=0.6
     ),
     "night": Weather(
-        "night", (0.32, 0.36, 0.5), (0.05, 0.06, 0.12), 0.006, (0.05, 0.06, 0.1), lights=1.0
+        "night", (0.28, 0.32, 0.46), (0.05, 0.06, 0.12), 0.006, (0.05, 0.06, 0.1), lights=1.0
     ),
     "rain": Weather(
         "rain",
@@ -99,9 +99,13 @@ def fog_weights(
     pitch_deg: float,
     cam_height: float,
     density: float,
-    horizon_distance: float = 250.0,
+    horizon_distance: float = 70.0,
 ) -> np.ndarray:
-    """Per-row fog blend weights, shape (height, 1, 1), for a camera over flat ground."""
+    """Per-row fog blend weights, shape (height, 1, 1), for a camera over flat ground.
+
+    Rows at and above the horizon (and ground further away) count as ``horizon_distance``
+    metres away: what stands there in a town (buildings, signal heads, lamps) is mostly within
+    a block or two, so a red light at 25 m stays red at night."""
     rows = (np.arange(height) + 0.5) / height  # 0 = top
     half = np.radians(vfov_deg) / 2
     # Angle below the horizon of each row's centre ray.
