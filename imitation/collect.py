@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from gta_env.fields import check_ints
 from imitation.balance import SCHEMES, BinFill, make_balancer
 from imitation.noise import ActionNoise, NoiseConfig
 from imitation.storage import CorruptChunkWarning, SampleStore, SampleWriter, StorageConfig
@@ -101,10 +102,7 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        for name, lo in (("samples", 1), ("workers", 1), ("episode_steps", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"CollectConfig.{name} must be an integer >= {lo}, got {value!r}")
+        check_ints(self, {"samples": 1, "workers": 1, "episode_steps": 1, "seed": 0})
         if self.balance is not None and self.balance not in SCHEMES:
             raise ValueError(
                 f"CollectConfig.balance must be None or one of {sorted(SCHEMES)}, "

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gta_env.fields import check_int
 from imitation.balance.bins import (
     PEDAL_V1,
     PEDAL_V2,
@@ -152,8 +153,7 @@ class Balancer(ABC):
                 f"require must be one of {REQUIRE_MODES}, got {require!r} ('seen' suits "
                 "continuous experts whose actions never hit some bins)"
             )
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+        check_int("warmup", warmup, minimum=0)
         if warmup and require == "all":
             raise ValueError("warmup only applies with require='seen'")
         self.spec = self.SPEC

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gta_env.fields import check_int
 from imitation.sample import SCALAR_KEYS, Batch, Sample, unstack_batch
 from imitation.storage.files import INDEX_FILE, atomic_write, chunk_names, read_layout, temp_names
 from imitation.storage.format import (
@@ -130,12 +131,7 @@ class SampleStore:
                 f"no demonstration store at {self.root}: the directory does not exist "
                 "(record one with SampleWriter or `gta5drive collect`)"
             )
-        if (
-            isinstance(decode_threads, bool)
-            or not isinstance(decode_threads, int)
-            or decode_threads < 1
-        ):
-            raise ValueError(f"decode_threads must be an int >= 1, got {decode_threads!r}")
+        check_int("decode_threads", decode_threads, minimum=1)
         self._decode_threads = decode_threads
         self._pool: ThreadPoolExecutor | None = None
         self._update_index = update_index

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gta_env.fields import check_ints
 from imitation.sample import SCALAR_KEYS, Sample, check_batch, unstack_batch
 from imitation.storage.files import STORE_FILE, chunk_names, fsync_dir, read_layout, temp_names
 from imitation.storage.format import (
@@ -68,12 +69,7 @@ class StorageConfig:
     stale_temp_s: float = 600.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.chunk_samples, bool) or not isinstance(self.chunk_samples, int):
-            raise ValueError(
-                f"StorageConfig.chunk_samples must be an int, got {self.chunk_samples!r}"
-            )
-        if self.chunk_samples < 1:
-            raise ValueError(f"StorageConfig.chunk_samples must be >= 1, got {self.chunk_samples}")
+        check_ints(self, {"chunk_samples": 1})
         if self.codec not in CODECS:
             raise ValueError(f"StorageConfig.codec must be one of {CODECS}, got {self.codec!r}")
         limits = {"zstd": (1, 22), "zlib": (1, 9), "none": (0, 100)}[self.codec]
@@ -82,12 +78,7 @@ class StorageConfig:
                 f"StorageConfig.level for codec {self.codec!r} must be in {list(limits)}, "
                 f"got {self.level}"
             )
-        for name in ("max_bytes", "max_samples"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"StorageConfig.{name} must be None or an int >= 1, got {value!r}")
+        check_ints(self, {"max_bytes": 1, "max_samples": 1}, optional=True)
         if self.stale_temp_s <= 0:
             raise ValueError(f"StorageConfig.stale_temp_s must be > 0, got {self.stale_temp_s}")
 
