@@ -141,18 +141,21 @@ def run(args: argparse.Namespace) -> int:
         ),
         console=not args.no_console,
     )
-    trainer = summary.get("trainer") or {}
-    print(
-        f"trained {trainer.get('step', '?')} steps, published up to "
-        f"v{trainer.get('version', '?')}, stored {trainer.get('committed_samples', '?')} samples"
-    )
+    trainer = summary.get("trainer")
+    if trainer is None:
+        print("the trainer did not answer when stopped: no final counts")
+    else:
+        print(
+            f"trained {trainer.step} steps, published up to v{trainer.version}, "
+            f"stored {trainer.committed_samples} samples"
+        )
     for p in summary.get("players", []):
         if p:
             for seg in p["segments"]:
                 print(
-                    f"player {p['index']} v{seg['version']}: {seg['steps']} steps, "
-                    f"{seg['distance_m']:.0f} m driven, {seg['progress_m']:.0f} m along the "
-                    f"route, {seg['unstucks']} unstucks, {seg['collisions']} collisions"
+                    f"player {p['index']} v{seg.version}: {seg.steps} steps, "
+                    f"{seg.distance_m:.0f} m driven, {seg.progress_m:.0f} m along the "
+                    f"route, {seg.unstucks} unstucks, {seg.collisions} collisions"
                 )
     print(f"storage: {config.storage_dir}")
     print(f"checkpoints: {config.trainer_dir / 'checkpoints'}")
