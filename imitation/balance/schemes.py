@@ -103,18 +103,17 @@ V3_SPEC = SchemeSpec(
         waterfill=False,
     ),
 )
-V4_SPEC = SchemeSpec(
+V4_SPEC = dataclasses.replace(
+    V3_SPEC,
     name="v4",
-    outputs=_MERGED,
-    merged_pedals=True,
-    pair=OutputPair(
-        names=("throttle_brake", "steering"),
-        bins=(SIGNED_V2, SIGNED_V2),
+    pair=dataclasses.replace(
+        V3_SPEC.pair,  # type: ignore[type-var]
         sub_bins=SIGNED_V1,
         per_bin=len(SIGNED_V1),
         waterfill=True,
     ),
 )
+"""v3's outputs, with ``per_bin`` picks per bin that sub-balance the other output."""
 
 
 # ---------------------------------------------------------------------------- interface
