@@ -10,7 +10,7 @@
    training towns;
 4. **evaluate**: random vs expert vs the BC model on held-out towns never seen in training
    (:mod:`agents.evaluate`);
-5. **film**: the BC agent driving in the stream layout (:mod:`agents.stream`);
+5. **film**: the BC agent driving in the stream layout (:func:`agents.player.film`);
 6. a summary table in the terminal and ``summary.json``.
 """
 
@@ -144,7 +144,7 @@ def run_demo(
     import torch
 
     from agents.evaluate import EvalConfig, agent_factory, evaluate
-    from agents.stream import film
+    from agents.player import film
     from imitation.buffer import BufferConfig
     from imitation.collect import CollectConfig, collect
     from imitation.models import ModelConfig

@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import Agent
+from gta_env.fields import parse_seeds as parse_seeds  # re-exported: the one seed-list parser
 
 PENALTY_VEHICLE = 0.60
 """Driving-score factor per collision with a vehicle (CARLA leaderboard)."""
@@ -491,25 +492,3 @@ def agent_factory(spec: str, *, device: str = "cpu") -> tuple[str, AgentFactory]
         return agent
 
     return name, make
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"A-B"`` (inclusive), ``"A,B,C"`` or ``"A"`` → seeds."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part:
-                a, b = (int(v) for v in part.split("-", 1))
-                if b < a:
-                    raise ValueError
-                seeds.extend(range(a, b + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise ValueError(f"seeds must look like 100-104 or 1,5,9, got {text!r}") from None
-    if not seeds:
-        raise ValueError(f"no seeds in {text!r}")
-    return tuple(seeds)

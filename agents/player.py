@@ -32,6 +32,7 @@ import numpy as np
 
 from agents.base import Agent
 from agents.bc import BCAgent
+from agents.stream import RunMetrics, StreamComposer, StreamInputs, StreamWriter
 from imitation.checkpoint import checkpoint_step, latest_checkpoint
 from wrappers.dead_zone import dead_zone_translate
 
@@ -181,8 +182,6 @@ class Player:
             self.agent = agent
             self.watch_dir = Path(run_dir) if run_dir is not None else None
         self.run_dir = Path(run_dir) if run_dir is not None else self.watch_dir
-        from agents.stream import RunMetrics
-
         self.metrics = RunMetrics(self.run_dir)
 
     # ------------------------------------------------------------------ checkpoints
@@ -303,8 +302,6 @@ class Player:
     # ------------------------------------------------------------------ driving
 
     def _stream_frame(self, obs: Mapping[str, np.ndarray]) -> None:
-        from agents.stream import StreamComposer, StreamInputs
-
         if not hasattr(self, "_composer"):
             self._composer = StreamComposer()
             self._convcam: np.ndarray | None = None
@@ -425,3 +422,36 @@ def _run_folder_of(path: Path) -> Path:
     """The run folder of a checkpoint file (``run/checkpoints/step-….safetensors`` → ``run``)."""
     parent = path.parent
     return parent.parent if parent.name == "checkpoints" else parent
+
+
+def film(
+    *,
+    checkpoint: str | Path,
+    out: str | Path,
+    steps: int,
+    run_dir: str | Path | None = None,
+    town_seed: int = 1000,
+    progress: bool = True,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Drive a checkpoint for ``steps`` steps (as fast as possible) and write the stream MP4."""
+    import gymnasium as gym
+
+    import gta_env  # noqa: F401
+
+    kwargs = {"backend": "sim", "cinematic": True, "town_seed": town_seed, **dict(env_kwargs or {})}
+    env = gym.make("GTA5Drive-v0", max_episode_steps=steps + 1, **kwargs)
+    writer = StreamWriter(out)
+    try:
+        player = Player(
+            env=env,
+            checkpoint=checkpoint,
+            run_dir=run_dir,
+            config=PlayerConfig(fast=True, console=False, swap=False, progress=progress),
+            stream=writer,
+        )
+        player.run(steps=steps, seed=town_seed)
+    finally:
+        writer.close()
+        env.close()
+    return writer.path

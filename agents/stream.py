@@ -20,10 +20,9 @@ Text is OpenCV's Hershey font at 0.5 scale (≈ 12 px capitals, 18 px lines): re
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -352,37 +351,3 @@ class StreamWriter:
     def close(self) -> None:
         """Finish the file."""
         self._writer.close()
-
-
-def film(
-    *,
-    checkpoint: str | Path,
-    out: str | Path,
-    steps: int,
-    run_dir: str | Path | None = None,
-    town_seed: int = 1000,
-    progress: bool = True,
-    env_kwargs: Mapping[str, Any] | None = None,
-) -> Path:
-    """Drive a checkpoint for ``steps`` steps (as fast as possible) and write the stream MP4."""
-    import gymnasium as gym
-
-    import gta_env  # noqa: F401
-    from agents.player import Player, PlayerConfig
-
-    kwargs = {"backend": "sim", "cinematic": True, "town_seed": town_seed, **dict(env_kwargs or {})}
-    env = gym.make("GTA5Drive-v0", max_episode_steps=steps + 1, **kwargs)
-    writer = StreamWriter(out)
-    try:
-        player = Player(
-            env=env,
-            checkpoint=checkpoint,
-            run_dir=run_dir,
-            config=PlayerConfig(fast=True, console=False, swap=False, progress=progress),
-            stream=writer,
-        )
-        player.run(steps=steps, seed=town_seed)
-    finally:
-        writer.close()
-        env.close()
-    return writer.path

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from gta_env.fields import check_ints
 from imitation.balance import SCHEMES, BinFill, make_balancer
 from imitation.noise import ActionNoise, NoiseConfig
 from imitation.storage import CorruptChunkWarning, SampleStore, SampleWriter, StorageConfig
@@ -101,10 +102,7 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        for name, lo in (("samples", 1), ("workers", 1), ("episode_steps", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"CollectConfig.{name} must be an integer >= {lo}, got {value!r}")
+        check_ints(self, {"samples": 1, "workers": 1, "episode_steps": 1, "seed": 0})
         if self.balance is not None and self.balance not in SCHEMES:
             raise ValueError(
                 f"CollectConfig.balance must be None or one of {sorted(SCHEMES)}, "
@@ -477,6 +475,174 @@ def _merge_fills(payloads: list[dict[str, Any]]) -> dict[str, BinFill]:
     return out
 
 
+class _Workers:
+    """The worker processes and what they last reported (their pipes are read here)."""
+
+    def __init__(
+        self,
+        ctx: Any,
+        config: CollectConfig,
+        writer_ids: list[str],
+        first_episode: int,
+        stop_event: Any,
+        t0: float,
+    ) -> None:
+        self.t0 = t0
+        self.procs: list[Any] = []
+        self.conns: dict[int, mpc.Connection] = {}
+        for w in range(config.workers):
+            reader, writer_end = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(config, w, writer_ids[w], first_episode, writer_end, stop_event),
+                name=f"gta5drive-collect-{w}",
+                daemon=False,
+            )
+            proc.start()
+            writer_end.close()  # so that a dead worker's pipe reads as EOF here
+            self.procs.append(proc)
+            self.conns[w] = reader
+        self.latest: dict[int, dict[str, Any]] = {}
+        self.errors: dict[int, str] = {}
+        self.peak = [0] * config.workers
+        self.startup: float | None = None
+        self.alive = set(range(config.workers))
+        try:
+            import psutil
+
+            self._ps: list[Any] = [psutil.Process(p.pid) for p in self.procs]
+        except Exception:  # psutil missing or a worker already gone: no memory figures
+            self._ps = []
+        self._last_mem = 0.0
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker process ids."""
+        return [p.pid for p in self.procs]
+
+    def poll(self, timeout: float) -> None:
+        """Read what the workers sent within ``timeout`` seconds; reap those that exited."""
+        alive_sentinels = [self.procs[w].sentinel for w in self.alive]
+        ready = mpc.wait([*self.conns.values(), *alive_sentinels], timeout=timeout)
+        for w, conn in list(self.conns.items()):
+            if conn in ready:
+                self._receive(w, conn)
+        for w in list(self.alive):
+            self._reap(w)
+        self._sample_memory()
+
+    def _receive(self, w: int, conn: mpc.Connection) -> None:
+        try:
+            kind, _, payload = conn.recv()
+        except (EOFError, OSError):
+            del self.conns[w]
+            return
+        if kind == "error":
+            self.errors[w] = payload
+            return
+        self.latest[w] = payload
+        if self.startup is None and payload["recorded"]:
+            self.startup = time.monotonic() - self.t0
+
+    def _reap(self, w: int) -> None:
+        if self.procs[w].is_alive():
+            return
+        pipe = self.conns.get(w)
+        if pipe is not None and pipe.poll():
+            return  # exited: read what is left in its pipe on the next round
+        if pipe is not None:
+            self.conns.pop(w).close()
+        self.procs[w].join()
+        self.alive.discard(w)
+
+    def _sample_memory(self) -> None:
+        now = time.monotonic()
+        if not self._ps or now - self._last_mem <= 0.5:
+            return
+        self._last_mem = now
+        for w, p in enumerate(self._ps):
+            with contextlib.suppress(Exception):
+                self.peak[w] = max(self.peak[w], p.memory_info().rss)
+
+    def total(self, key: str) -> int:
+        """A counter summed over the workers' latest reports."""
+        return sum(p[key] for p in self.latest.values())
+
+    def terminate(self) -> None:
+        """Stop the running workers now (they lose at most their chunk in flight)."""
+        for w in self.alive:
+            self.procs[w].terminate()
+
+    def result(self, w: int, writer_id: str) -> WorkerResult:
+        """What worker ``w`` did, from its last report."""
+        last = self.latest.get(w, {})
+        return WorkerResult(
+            worker=w,
+            writer_id=writer_id,
+            pid=int(self.procs[w].pid or 0),
+            episodes=int(last.get("episodes", 0)),
+            towns=tuple(last.get("towns", ())),
+            steps=int(last.get("steps", 0)),
+            recorded=int(last.get("recorded", 0)),
+            written=int(last.get("written", 0)),
+            committed=int(last.get("committed", 0)),
+            collisions=int(last.get("collisions", 0)),
+            perturbed_steps=int(last.get("perturbed_steps", 0)),
+            peak_rss=self.peak[w],
+            exitcode=self.procs[w].exitcode,
+            error=self.errors.get(w),
+        )
+
+
+class _ProgressView:
+    """The progress bar, and one line per balancer output showing its bins' fill."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.enabled = enabled
+        self.bar = tqdm(
+            total=total, unit="sample", desc="collecting", disable=not enabled, smoothing=0.1
+        )
+        self.fill_bars: dict[str, Any] = {}
+
+    def update(self, workers: _Workers, total: int) -> None:
+        """Show the workers' latest counters."""
+        self.bar.n = min(workers.total("written"), total)
+        fills = [p["fill"] for p in workers.latest.values() if p.get("fill")]
+        if self.enabled and fills:
+            for i, (name, f) in enumerate(_merge_fills(fills).items()):
+                if name not in self.fill_bars:
+                    self.fill_bars[name] = self._tqdm(total=0, position=i + 1, bar_format="{desc}")
+                self.fill_bars[name].set_description_str(fill_line(name, f))
+        self.bar.set_postfix_str(
+            f"recorded {workers.total('recorded')}, committed {workers.total('committed')}",
+            refresh=False,
+        )
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """Close every bar."""
+        self.bar.close()
+        for fb in self.fill_bars.values():
+            fb.close()
+
+
+def _log_run(config: CollectConfig, first_episode: int, writer_ids: list[str]) -> None:
+    """Append this run's settings to ``out/collect.jsonl``."""
+    with open(config.out / RUN_LOG, "a", encoding="utf-8") as log:
+        entry = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "first_episode": first_episode,
+            "writer_ids": writer_ids,
+            "noise": config.noise.describe(),
+            **{k: v for k, v in asdict(config).items() if k not in ("out", "noise", "storage")},
+            "storage": asdict(config.storage),
+        }
+        log.write(json.dumps(entry, default=str) + "\n")
+
+
 def collect(
     config: CollectConfig,
     *,
@@ -496,157 +662,47 @@ def collect(
     Raises:
         ValueError: If ``out`` holds a store of another frame size.
     """
-    from tqdm import tqdm
-
     config.out.mkdir(parents=True, exist_ok=True)
     before, first_episode = _existing(config)
     ctx = mp.get_context("spawn")
     stop_event = ctx.Event()
     run = secrets.token_hex(3)
     writer_ids = [f"w{w}r{run}" for w in range(config.workers)]
-    with open(config.out / RUN_LOG, "a", encoding="utf-8") as log:
-        entry = {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "first_episode": first_episode,
-            "writer_ids": writer_ids,
-            "noise": config.noise.describe(),
-            **{k: v for k, v in asdict(config).items() if k not in ("out", "noise", "storage")},
-            "storage": asdict(config.storage),
-        }
-        log.write(json.dumps(entry, default=str) + "\n")
-
+    _log_run(config, first_episode, writer_ids)
     t0 = time.monotonic()
-    procs: list[Any] = []
-    conns: dict[int, mpc.Connection] = {}
+    interrupted = False
     try:
-        for w in range(config.workers):
-            reader, writer_end = ctx.Pipe(duplex=False)
-            proc = ctx.Process(
-                target=_worker_main,
-                args=(config, w, writer_ids[w], first_episode, writer_end, stop_event),
-                name=f"gta5drive-collect-{w}",
-                daemon=False,
-            )
-            proc.start()
-            writer_end.close()  # so that a dead worker's pipe reads as EOF here
-            procs.append(proc)
-            conns[w] = reader
+        workers = _Workers(ctx, config, writer_ids, first_episode, stop_event, t0)
         if on_start is not None:
-            on_start([p.pid for p in procs])
-
-        latest: dict[int, dict[str, Any]] = {}
-        errors: dict[int, str] = {}
-        peak = [0] * config.workers
-        startup: float | None = None
-        interrupted = False
-        bar = tqdm(
-            total=config.samples,
-            unit="sample",
-            desc="collecting",
-            disable=not progress,
-            smoothing=0.1,
-        )
-        fill_bars: dict[str, Any] = {}
-        try:
-            import psutil
-
-            ps: list[Any] = [psutil.Process(p.pid) for p in procs]
-        except Exception:  # psutil missing or a worker already gone: no memory figures
-            ps = []
-        last_mem = 0.0
-        alive = set(range(config.workers))
-        while alive:
+            on_start(workers.pids)
+        view = _ProgressView(config.samples, progress)
+        while workers.alive:
             try:
-                ready = mpc.wait(
-                    [*conns.values(), *(procs[w].sentinel for w in alive)], timeout=0.5
-                )
-                for w, conn in list(conns.items()):
-                    if conn not in ready:
-                        continue
-                    try:
-                        kind, _, payload = conn.recv()
-                    except (EOFError, OSError):
-                        del conns[w]
-                        continue
-                    if kind == "error":
-                        errors[w] = payload
-                    else:
-                        latest[w] = payload
-                        if startup is None and payload["recorded"]:
-                            startup = time.monotonic() - t0
-                for w in list(alive):
-                    if procs[w].is_alive():
-                        continue
-                    pipe = conns.get(w)
-                    if pipe is not None and pipe.poll():
-                        continue  # exited: read what is left in its pipe on the next round
-                    if pipe is not None:
-                        conns.pop(w).close()
-                    procs[w].join()
-                    alive.discard(w)
-                now = time.monotonic()
-                if ps and now - last_mem > 0.5:
-                    last_mem = now
-                    for w, p in enumerate(ps):
-                        with contextlib.suppress(Exception):
-                            peak[w] = max(peak[w], p.memory_info().rss)
-                written = sum(p["written"] for p in latest.values())
-                bar.n = min(written, config.samples)
-                fills = [p["fill"] for p in latest.values() if p.get("fill")]
-                if progress and fills:
-                    for i, (name, f) in enumerate(_merge_fills(fills).items()):
-                        if name not in fill_bars:
-                            fill_bars[name] = tqdm(total=0, position=i + 1, bar_format="{desc}")
-                        fill_bars[name].set_description_str(fill_line(name, f))
-                bar.set_postfix_str(
-                    f"recorded {sum(p['recorded'] for p in latest.values())}, "
-                    f"committed {sum(p['committed'] for p in latest.values())}",
-                    refresh=False,
-                )
-                bar.refresh()
+                workers.poll(timeout=0.5)
+                view.update(workers, config.samples)
             except KeyboardInterrupt:
                 if interrupted:  # second Ctrl-C: stop now, losing at most the chunks in flight
-                    for w in alive:
-                        procs[w].terminate()
+                    workers.terminate()
                 else:
                     interrupted = True
                     stop_event.set()
-                    bar.write("stopping: workers flush their samples (Ctrl-C again to stop now)")
+                    view.bar.write(
+                        "stopping: workers flush their samples (Ctrl-C again to stop now)"
+                    )
     except BaseException:
         # Whatever ends this loop early (an error, a Ctrl-C outside it): let the workers flush
         # and exit instead of recording on while the interpreter waits for them at exit.
         stop_event.set()
         raise
-    bar.close()
-    for fb in fill_bars.values():
-        fb.close()
+    view.close()
     seconds = time.monotonic() - t0
-    workers = tuple(
-        WorkerResult(
-            worker=w,
-            writer_id=writer_ids[w],
-            pid=int(procs[w].pid or 0),
-            episodes=int(latest.get(w, {}).get("episodes", 0)),
-            towns=tuple(latest.get(w, {}).get("towns", ())),
-            steps=int(latest.get(w, {}).get("steps", 0)),
-            recorded=int(latest.get(w, {}).get("recorded", 0)),
-            written=int(latest.get(w, {}).get("written", 0)),
-            committed=int(latest.get(w, {}).get("committed", 0)),
-            collisions=int(latest.get(w, {}).get("collisions", 0)),
-            perturbed_steps=int(latest.get(w, {}).get("perturbed_steps", 0)),
-            peak_rss=peak[w],
-            exitcode=procs[w].exitcode,
-            error=errors.get(w),
-        )
-        for w in range(config.workers)
-    )
     return CollectResult(
         out=config.out,
         stores=tuple(_store_dirs(config)),
         samples_before=before,
         samples_after=_count(config),
         seconds=seconds,
-        startup_seconds=startup if startup is not None else seconds,
+        startup_seconds=workers.startup if workers.startup is not None else seconds,
         interrupted=interrupted,
-        workers=workers,
+        workers=tuple(workers.result(w, writer_ids[w]) for w in range(config.workers)),
     )

@@ -110,7 +110,7 @@ class Recorder:
             )
         if record_cinematic and "cinematic" not in getattr(env.observation_space, "spaces", {}):
             raise ValueError("record_cinematic=True needs an env made with cinematic=True")
-        if balancer is not None and balancer.scheme == "v2":
+        if balancer is not None and balancer.spec.own_output_sets:
             missing = {"accel", "brake", "steering"} - set(output_writers or {})
             if missing:
                 raise ValueError(

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read the store at --in, build every balanced set the scheme allows, copy those "
             "samples into --out (v2: one store per output in --out/<output>) and draw "
-            "before/after histograms. Schemes are documented in imitation/balance.py."
+            "before/after histograms. Schemes are documented in imitation/balance/__init__.py."
         ),
     )
     p.add_argument("--scheme", choices=["v1", "v2", "v3", "v4"], default="v3")

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-
-def _hood(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--hood must be HEIGHTxWIDTH, e.g. 90x160; got {text!r}"
-        ) from None
-    return h, w
+from agents.flags import add_config_flags, config_from_args
+from imitation.balance import REQUIRE_MODES, SCHEMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``collect`` subcommand."""
+    """Add the ``collect`` subcommand (flags, help and defaults from :class:`CollectConfig`)."""
+    from imitation.collect import CollectConfig
+    from imitation.storage import StorageConfig
+
     p = subparsers.add_parser(
         "collect",
         help="record expert demonstrations with K parallel workers (noise, balancing on the fly)",
@@ -29,29 +24,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the same --out appends. Details: docs/data.md."
         ),
     )
-    p.add_argument("--out", type=Path, required=True, help="store directory (appended to)")
-    p.add_argument("--samples", type=int, required=True, help="samples to write in total")
-    p.add_argument("--workers", type=int, default=1, help="recording processes (default 1)")
-    p.add_argument(
-        "--balance",
-        choices=["v1", "v2", "v3", "v4"],
-        default=None,
-        help="balance each worker's stream and write only balanced sets (v2: --out/<output>)",
-    )
-    p.add_argument(
-        "--require",
-        choices=["seen", "all"],
-        default="seen",
-        help="balancer bins required: those seen so far (default) or all defined bins",
-    )
-    p.add_argument(
-        "--warmup", type=int, default=1000, help="samples each balancer sees before its first set"
-    )
-    p.add_argument("--traffic", type=int, default=8, help="traffic cars per town (default 8)")
-    p.add_argument(
-        "--weather",
-        default="random",
-        help="clear, overcast, fog, dusk, night or random per episode (default)",
+    add_config_flags(
+        p,
+        CollectConfig,
+        only=(
+            "out",
+            "samples",
+            "workers",
+            "balance",
+            "require",
+            "warmup",
+            "traffic",
+            "weather",
+            "seed",
+            "hood_size",
+            "cinematic",
+            "episode_steps",
+        ),
+        names={"hood_size": "hood"},
+        required=("out", "samples"),
+        choices={"balance": sorted(SCHEMES), "require": REQUIRE_MODES},
     )
     p.add_argument(
         "--noise",
@@ -61,14 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "'steering=0.03/0.3/5-20,throttle_brake=0.01/0.5/10-30'"
         ),
     )
-    p.add_argument("--seed", type=int, default=0, help="episode g drives town SEED+g (default 0)")
-    p.add_argument("--hood", type=_hood, default=(90, 160), help="hood HEIGHTxWIDTH (90x160)")
-    p.add_argument("--cinematic", action="store_true", help="also record the chase camera")
-    p.add_argument(
-        "--episode-steps", type=int, default=3600, help="steps per episode/town (default 3600)"
-    )
-    p.add_argument(
-        "--chunk", type=int, default=256, help="samples per chunk (the most a kill loses)"
+    add_config_flags(
+        p,
+        StorageConfig,
+        prefix="storage_",
+        only=("chunk_samples",),
+        names={"chunk_samples": "chunk"},
     )
     p.add_argument("--max-gb", type=float, default=None, help="rotating cap on the store size")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -82,24 +72,14 @@ def run(args: argparse.Namespace) -> int:
     from imitation.storage import StorageConfig
 
     try:
-        config = CollectConfig(
-            out=args.out,
-            samples=args.samples,
-            workers=args.workers,
-            balance=args.balance,
-            require=args.require,
-            warmup=args.warmup,
-            noise=NoiseConfig.parse(args.noise),
-            seed=args.seed,
-            traffic=args.traffic,
-            weather=args.weather,
-            hood_size=args.hood,
-            cinematic=args.cinematic,
-            episode_steps=args.episode_steps,
-            storage=StorageConfig(
-                chunk_samples=args.chunk,
-                max_bytes=None if args.max_gb is None else int(args.max_gb * 2**30),
-            ),
+        storage = config_from_args(
+            args,
+            StorageConfig,
+            prefix="storage_",
+            max_bytes=None if args.max_gb is None else int(args.max_gb * 2**30),
+        )
+        config = config_from_args(
+            args, CollectConfig, noise=NoiseConfig.parse(args.noise), storage=storage
         )
         result = collect(config, progress=not args.no_progress)
     except ValueError as exc:

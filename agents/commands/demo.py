@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agents.flags import add_config_flags, config_kwargs
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``demo`` subcommand."""
+    """Add the ``demo`` subcommand (settings from :class:`~agents.demo.DemoConfig`)."""
+    from agents.demo import DemoConfig
+
     p = subparsers.add_parser(
         "demo",
         help="the main job: expert data -> balance -> BC training -> evaluation -> stream video",
@@ -18,16 +22,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
-    p.add_argument("--quick", action="store_true", help="a ~3 minute version")
-    p.add_argument("--workers", type=int, default=None, help="collector processes (default 2)")
     p.add_argument(
-        "--purpose",
-        choices=("auto", "route", "point"),
-        default="auto",
-        help="purpose bearing the learner sees: along the planned route (auto, the default, "
-        "on the embedded world) or to the purpose point itself (point, the original's)",
+        "--quick",
+        action="store_true",
+        help="a ~3 minute version (DemoConfig.quick(); flags below change either preset)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    # A flag left out keeps the value of the chosen preset (DemoConfig() or DemoConfig.quick()).
+    add_config_flags(
+        p,
+        DemoConfig,
+        only=("workers", "purpose_mode", "seed"),
+        names={"purpose_mode": "purpose"},
+        choices={"purpose_mode": ("auto", "route", "point")},
+        defaults={"workers": None, "purpose_mode": None, "seed": None},
+        show_defaults=False,
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -39,12 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from agents.demo import DemoConfig, run_demo
 
     config = DemoConfig.quick() if args.quick else DemoConfig()
-    changes: dict = {"seed": args.seed, "purpose_mode": args.purpose}
-    if args.workers is not None:
-        if args.workers < 1:
-            raise SystemExit("--workers must be >= 1")
-        changes["workers"] = args.workers
-    config = replace(config, **changes)
+    given = {k: v for k, v in config_kwargs(args, DemoConfig).items() if v is not None}
+    if given.get("workers", 1) < 1:
+        raise SystemExit("--workers must be >= 1")
+    config = replace(config, **given)
     run_demo(args.out, config=config, progress=not args.no_progress)
     print(f"everything is in {args.out}")
     return 0

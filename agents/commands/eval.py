@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agents.flags import add_config_flags, config_from_args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``eval`` subcommand."""
+    """Add the ``eval`` subcommand (settings from :class:`~agents.evaluate.EvalConfig`)."""
+    from agents.evaluate import EvalConfig
+
     p = subparsers.add_parser(
         "eval",
         help="evaluate agents on town seeds: driving score, infractions, report.md/json, plots",
@@ -22,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="expert | random | CHECKPOINT (repeat for a side-by-side table)",
     )
-    p.add_argument("--seeds", default="1000-1004", help="town seeds: A-B or A,B,C")
-    p.add_argument("--minutes", type=float, default=1.0, help="game minutes per agent and seed")
-    p.add_argument("--traffic", type=int, default=0)
+    add_config_flags(p, EvalConfig, only=("seeds", "minutes", "traffic"))
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="report folder")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -34,13 +36,12 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the total table."""
     import torch
 
-    from agents.evaluate import EvalConfig, agent_factory, evaluate, parse_seeds
+    from agents.evaluate import EvalConfig, agent_factory, evaluate
 
     torch.set_num_threads(1)
     try:
-        seeds = parse_seeds(args.seeds)
         factories = dict(agent_factory(spec) for spec in args.agent)
-        config = EvalConfig(seeds=seeds, minutes=args.minutes, traffic=args.traffic)
+        config = config_from_args(args, EvalConfig)
     except ValueError as exc:
         raise SystemExit(f"gta5drive eval: {exc}") from None
     report = evaluate(factories, config=config, progress=not args.no_progress)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
+
+from agents.flags import add_config_flags, config_from_args, config_kwargs, field_default
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``live`` subcommand."""
+    """Add the ``live`` subcommand (settings from :class:`~agents.live.config.LiveConfig`)."""
+    from agents.live.config import LiveConfig, RoleResources, default_train_config
+    from imitation.buffer import BufferConfig
+    from imitation.train import TrainConfig
+
     p = subparsers.add_parser(
         "live",
         help="collectors -> trainer -> players on Ray, weights hot-swapped at unstuck",
@@ -20,15 +25,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             'extra: pip install "gta5drive[live]".'
         ),
     )
-    p.add_argument("--out", type=Path, required=True, help="run folder (shared by every node)")
     p.add_argument("--address", default=None, help="join this Ray cluster instead of a local one")
-    p.add_argument("--collectors", type=int, default=2)
-    p.add_argument("--players", type=int, default=1)
     p.add_argument("--minutes", type=float, default=10.0, help="run this long (Ctrl-C stops too)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hood", default="90x160", help="hood camera HxW")
-    p.add_argument("--traffic", type=int, default=4)
-    p.add_argument("--weather", default="random", help="weather preset or random (per episode)")
+    add_config_flags(
+        p,
+        LiveConfig,
+        only=(
+            "out",
+            "collectors",
+            "players",
+            "seed",
+            "hood_size",
+            "traffic",
+            "weather",
+            "warmup",
+            "publish_every",
+            "player_stuck_window",
+            "player_rate",
+            "player_fast",
+            "video",
+        ),
+        names={
+            "hood_size": "hood",
+            "player_stuck_window": "stuck_window",
+            "player_rate": "rate",
+            "player_fast": "fast",
+        },
+        required=("out",),
+    )
     p.add_argument(
         "--noise",
         default="default",
@@ -37,24 +61,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--balance",
         choices=["v1", "v3", "v4", "off"],
-        default="v3",
+        default=field_default(LiveConfig, "balance") or "off",
         help="collectors' stream balancing (off: send every sample, the most data per minute)",
     )
-    p.add_argument("--warmup", type=int, default=1000, help="samples before a balancer's first set")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--buffer", type=int, default=25_000, help="buffer capacity (samples)")
-    p.add_argument("--start-fill", type=float, default=0.9, help="buffer fill that starts training")
-    p.add_argument("--publish-every", type=int, default=200, help="batches between weight versions")
-    p.add_argument("--storage-gb", type=float, default=4.0, help="rotating storage cap")
-    p.add_argument("--stuck-window", type=float, default=8.0, help="players' unstuck window (s)")
-    p.add_argument("--rate", type=float, default=30.0, help="player predictions per second")
-    p.add_argument("--fast", action="store_true", help="players predict as fast as they can")
-    p.add_argument("--video", action="store_true", help="stream layout of player 0 to MP4")
-    p.add_argument("--collector-cpus", type=float, default=1.0)
-    p.add_argument("--trainer-cpus", type=float, default=1.0)
-    p.add_argument("--trainer-gpus", type=float, default=0.0)
-    p.add_argument("--player-cpus", type=float, default=1.0)
-    p.add_argument("--device", default="auto", help="trainer device (auto, cpu, cuda)")
+    # The trainer's settings: defaults from default_train_config, the live system's own.
+    base = default_train_config()
+    add_config_flags(
+        p,
+        TrainConfig,
+        prefix="train_",
+        only=("batch_size", "device"),
+        defaults={"batch_size": base.batch_size, "device": base.device},
+    )
+    add_config_flags(
+        p,
+        BufferConfig,
+        prefix="buffer_",
+        only=("capacity", "start_fill"),
+        names={"capacity": "buffer"},
+        defaults={"capacity": base.buffer.capacity, "start_fill": base.buffer.start_fill},
+    )
+    storage_cap = field_default(LiveConfig, "storage").max_bytes
+    p.add_argument(
+        "--storage-gb",
+        type=float,
+        default=storage_cap / 2**30,
+        help=f"rotating storage cap (default: {storage_cap / 2**30:g})",
+    )
+    for role in ("collector", "trainer", "player"):
+        add_config_flags(
+            p,
+            RoleResources,
+            prefix=f"{role}_",
+            only=("num_cpus", "num_gpus") if role == "trainer" else ("num_cpus",),
+            names={"num_cpus": f"{role}_cpus", "num_gpus": f"{role}_gpus"},
+        )
     p.add_argument(
         "--dashboard", action="store_true", help="start Ray's dashboard (off by default)"
     )
@@ -74,38 +115,23 @@ def run(args: argparse.Namespace) -> int:
     from imitation.buffer import BufferConfig
     from imitation.noise import NoiseConfig
     from imitation.storage import StorageConfig
+    from imitation.train import TrainConfig
 
-    try:
-        h, w = (int(v) for v in args.hood.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"--hood must look like 90x160, got {args.hood!r}") from None
     train = replace(
-        default_train_config((h, w)),
-        batch_size=args.batch_size,
-        buffer=BufferConfig(capacity=args.buffer, start_fill=args.start_fill),
-        device=args.device,
+        default_train_config(args.hood_size),
+        **config_kwargs(args, TrainConfig, prefix="train_"),
+        buffer=config_from_args(args, BufferConfig, prefix="buffer_"),
     )
-    config = LiveConfig(
-        out=args.out,
-        collectors=args.collectors,
-        players=args.players,
-        seed=args.seed,
-        hood_size=(h, w),
-        traffic=args.traffic,
-        weather=args.weather,
+    config = config_from_args(
+        args,
+        LiveConfig,
         noise=NoiseConfig.parse(args.noise),
         balance=None if args.balance == "off" else args.balance,
-        warmup=args.warmup,
         train=train,
-        publish_every=args.publish_every,
         storage=StorageConfig(max_bytes=int(args.storage_gb * 2**30)),
-        player_stuck_window=args.stuck_window,
-        player_rate=args.rate,
-        player_fast=args.fast,
-        video=args.video,
-        collector_resources=RoleResources(num_cpus=args.collector_cpus),
-        trainer_resources=RoleResources(num_cpus=args.trainer_cpus, num_gpus=args.trainer_gpus),
-        player_resources=RoleResources(num_cpus=args.player_cpus),
+        collector_resources=config_from_args(args, RoleResources, prefix="collector_"),
+        trainer_resources=config_from_args(args, RoleResources, prefix="trainer_"),
+        player_resources=config_from_args(args, RoleResources, prefix="player_"),
     )
     summary = run_live(
         config=config,
@@ -115,18 +141,21 @@ def run(args: argparse.Namespace) -> int:
         ),
         console=not args.no_console,
     )
-    trainer = summary.get("trainer") or {}
-    print(
-        f"trained {trainer.get('step', '?')} steps, published up to "
-        f"v{trainer.get('version', '?')}, stored {trainer.get('committed_samples', '?')} samples"
-    )
+    trainer = summary.get("trainer")
+    if trainer is None:
+        print("the trainer did not answer when stopped: no final counts")
+    else:
+        print(
+            f"trained {trainer.step} steps, published up to v{trainer.version}, "
+            f"stored {trainer.committed_samples} samples"
+        )
     for p in summary.get("players", []):
         if p:
             for seg in p["segments"]:
                 print(
-                    f"player {p['index']} v{seg['version']}: {seg['steps']} steps, "
-                    f"{seg['distance_m']:.0f} m driven, {seg['progress_m']:.0f} m along the "
-                    f"route, {seg['unstucks']} unstucks, {seg['collisions']} collisions"
+                    f"player {p['index']} v{seg.version}: {seg.steps} steps, "
+                    f"{seg.distance_m:.0f} m driven, {seg.progress_m:.0f} m along the "
+                    f"route, {seg.unstucks} unstucks, {seg.collisions} collisions"
                 )
     print(f"storage: {config.storage_dir}")
     print(f"checkpoints: {config.trainer_dir / 'checkpoints'}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agents.flags import add_config_flags, config_from_args
+
 
 def _dead_zone(text: str) -> float | tuple[float, ...]:
     values = tuple(float(v) for v in text.split(",") if v.strip())
@@ -16,7 +18,9 @@ def _dead_zone(text: str) -> float | tuple[float, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``play`` subcommand."""
+    """Add the ``play`` subcommand (player settings from :class:`~agents.player.PlayerConfig`)."""
+    from agents.player import PlayerConfig
+
     p = subparsers.add_parser(
         "play",
         help="drive a BC checkpoint live (Player Console, hot swap at unstuck, stream video)",
@@ -26,12 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--checkpoint", required=True, type=Path, help="run folder or checkpoint file")
-    p.add_argument("--rate", type=float, default=30.0, help="target predictions per second")
-    p.add_argument("--fast", action="store_true", help="predict as fast as possible")
+    add_config_flags(p, PlayerConfig, only=("rate", "fast"))
     p.add_argument(
         "--dead-zone", type=_dead_zone, default=0.0, help="game dead zone, e.g. 0.2 or 0,0.2"
     )
-    p.add_argument("--no-swap", action="store_true", help="never swap in newer checkpoints")
+    add_config_flags(p, PlayerConfig, only=("swap", "console"))
     p.add_argument("--steps", type=int, default=None, help="stop after N env steps")
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument("--town", type=int, default=None, help="town seed")
@@ -40,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=["auto", "sim", "gta5"], default="sim")
     p.add_argument("--video", type=Path, default=None, help="write the stream layout to this MP4")
     p.add_argument("--window", action="store_true", help="also show the stream in a window")
-    p.add_argument("--no-console", action="store_true", help="no live console")
     p.set_defaults(func=run)
 
 
@@ -69,13 +71,7 @@ def run(args: argparse.Namespace) -> int:
         player = Player(
             env=env,
             checkpoint=args.checkpoint,
-            config=PlayerConfig(
-                rate=args.rate,
-                fast=args.fast,
-                dead_zone=args.dead_zone,
-                swap=not args.no_swap,
-                console=not args.no_console,
-            ),
+            config=config_from_args(args, PlayerConfig, dead_zone=args.dead_zone),
             stream=stream,
         )
         stats = player.run(steps=steps, seconds=args.seconds, seed=args.seed)

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import collections
 import os
-import threading
 import time
-import traceback
-import warnings
 from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
 
+from agents.live.actor import BackgroundWorker, ray_errors
 from agents.live.config import LiveConfig
+from agents.live.messages import CollectorStatus
 from imitation.balance import BalancedSet, BinFill, make_balancer
 from imitation.noise import ActionNoise
 from imitation.record import Recorder
@@ -63,7 +62,7 @@ def incarnation() -> int:
     return os.getpid()
 
 
-class CollectorWorker:
+class CollectorWorker(BackgroundWorker):
     """The collector role (a Ray actor in the live system; a plain object in benchmarks).
 
     Args:
@@ -83,16 +82,10 @@ class CollectorWorker:
         send: SendSets | None = None,
         start: bool = True,
     ) -> None:
-        import torch
-
-        torch.set_num_threads(config.torch_threads)
-        self.config = config
-        self.index = index
+        super().__init__(config=config, index=index, role="collector")
         self.trainer = trainer
         self.send = send
-        self.pid = os.getpid()
         self.incarnation = incarnation()
-        self.started_at = time.time()
         self.steps = 0
         self.recorded = 0
         self.sent_samples = 0
@@ -100,29 +93,14 @@ class CollectorWorker:
         self.failed_sends = 0
         self.episodes = 0
         self.fill: dict[str, BinFill] = {}
-        self.error: str | None = None
         self.first_sample_at: float | None = None
         self._in_flight: collections.deque[Any] = collections.deque()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="live-collector", daemon=True)
-        if start:
-            self._thread.start()
+        self._start(start)
 
     def _loop(self) -> None:
-        env = None
+        cfg = self.config
+        env = self.make_env(stuck_window=cfg.collector_stuck_window)
         try:
-            import gymnasium as gym
-
-            import gta_env  # noqa: F401  (registers GTA5Drive-v0)
-
-            cfg = self.config
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                env = gym.make(
-                    "GTA5Drive-v0",
-                    stuck_window=cfg.collector_stuck_window,
-                    **cfg.env_kwargs(),
-                )
             base = [cfg.seed, self.index, self.incarnation]
             balancer = (
                 make_balancer(**cfg.balancer_kwargs(np.random.default_rng([*base, 1])))
@@ -152,11 +130,8 @@ class CollectorWorker:
                 n += 1
             self._flush(recorder)
             self._drain()
-        except BaseException:
-            self.error = traceback.format_exc()
         finally:
-            if env is not None:
-                env.close()
+            env.close()
 
     def _on_step(self, recorder: SetRecorder) -> None:
         self.recorded += 1
@@ -193,7 +168,7 @@ class CollectorWorker:
 
         try:
             ray.get(pending, timeout=120)
-        except Exception:  # trainer restarting: the set is lost to training, not to the run
+        except ray_errors():  # trainer restarting: the set is lost to training, not to the run
             self.failed_sends += 1
 
     def _drain(self) -> None:
@@ -202,34 +177,27 @@ class CollectorWorker:
 
     # ------------------------------------------------------------------------------ queries
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> CollectorStatus:
         """Counters and the balancer's per-bin fill for the console."""
-        return {
-            "role": "collector",
-            "index": self.index,
-            "pid": self.pid,
-            "incarnation": self.incarnation,
-            "time": time.time(),
-            "started_at": self.started_at,
-            "first_sample_at": self.first_sample_at,
-            "recorded": self.recorded,
-            "sent_samples": self.sent_samples,
-            "sent_sets": self.sent_sets,
-            "failed_sends": self.failed_sends,
-            "episodes": self.episodes,
-            "fill": dict(self.fill),
-            "error": self.error,
-        }
+        return CollectorStatus(
+            index=self.index,
+            pid=self.pid,
+            incarnation=self.incarnation,
+            time=time.time(),
+            started_at=self.started_at,
+            first_sample_at=self.first_sample_at,
+            recorded=self.recorded,
+            sent_samples=self.sent_samples,
+            sent_sets=self.sent_sets,
+            failed_sends=self.failed_sends,
+            episodes=self.episodes,
+            fill=dict(self.fill),
+            error=self.error,
+        )
 
-    def get_pid(self) -> int:
-        """The process id (tests kill it)."""
-        return self.pid
-
-    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+    def stop(self, timeout: float = 30.0) -> CollectorStatus:
         """Finish the current step, send what is complete, wait for acknowledgements."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._join(timeout)
         return self.stats()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gta_env.fields import check_ints
 from imitation.balance import SCHEMES, make_balancer
 from imitation.buffer import BufferConfig
 from imitation.models import ModelConfig
@@ -146,22 +147,22 @@ class LiveConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "hood_size", tuple(int(v) for v in self.hood_size))
-        for name, lo in (
-            ("collectors", 0),
-            ("players", 0),
-            ("seed", 0),
-            ("episode_steps", 1),
-            ("publish_every", 1),
-            ("keep_checkpoints", 1),
-            ("max_in_flight", 1),
-            ("send_every", 1),
-            ("check_every", 1),
-            ("convcam_every", 0),
-            ("torch_threads", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"LiveConfig.{name} must be an integer >= {lo}, got {value!r}")
+        check_ints(
+            self,
+            {
+                "collectors": 0,
+                "players": 0,
+                "seed": 0,
+                "episode_steps": 1,
+                "publish_every": 1,
+                "keep_checkpoints": 1,
+                "max_in_flight": 1,
+                "send_every": 1,
+                "check_every": 1,
+                "convcam_every": 0,
+                "torch_threads": 1,
+            },
+        )
         if self.balance is not None and self.balance not in SCHEMES:
             raise ValueError(
                 f"LiveConfig.balance must be None (off) or one of {sorted(SCHEMES)}, "
@@ -188,10 +189,7 @@ class LiveConfig:
             raise ValueError(
                 f"LiveConfig.player_dead_zone must be in [0, 1), got {self.player_dead_zone}"
             )
-        for name in ("inbox_samples", "warm_samples"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise ValueError(f"LiveConfig.{name} must be None or an int >= 0, got {value!r}")
+        check_ints(self, {"inbox_samples": 0, "warm_samples": 0}, optional=True)
         if self.balance is not None:  # fail here, not in the actors
             make_balancer(**self.balancer_kwargs(np.random.default_rng(0)))
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.live.messages import CollectorStatus, PlayerStatus, TrainerStatus
 from imitation.collect import fill_line
 
 
@@ -27,9 +28,9 @@ class Snapshot:
         elapsed: seconds since the start.
     """
 
-    collectors: list[dict[str, Any] | None]
-    trainer: dict[str, Any] | None
-    players: list[dict[str, Any] | None]
+    collectors: list[CollectorStatus | None]
+    trainer: TrainerStatus | None
+    players: list[PlayerStatus | None]
     rates: dict[str, float] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
     header: list[str] = field(default_factory=list)
@@ -72,24 +73,22 @@ def add_rates(snap: Snapshot, meter: RateMeter, now: float | None = None) -> Sna
     for i, c in enumerate(snap.collectors):
         if c is not None:
             name = f"collector{i}"
-            meter.seen(name, c["pid"])
-            snap.rates[f"{name}/recorded_per_s"] = meter.rate(
-                f"{name}/rec", c["pid"], c["recorded"], now
-            )
+            meter.seen(name, c.pid)
+            snap.rates[f"{name}/recorded_per_s"] = meter.rate(f"{name}/rec", c.pid, c.recorded, now)
             snap.rates[f"{name}/samples_per_s"] = meter.rate(
-                f"{name}/sent", c["pid"], c["sent_samples"], now
+                f"{name}/sent", c.pid, c.sent_samples, now
             )
     t = snap.trainer
     if t is not None:
-        meter.seen("trainer", t["pid"])
-        snap.rates["trainer/batches_per_s"] = meter.rate("trainer/step", t["pid"], t["step"], now)
-        snap.rates["trainer/samples_per_s"] = snap.rates["trainer/batches_per_s"] * t["batch_size"]
+        meter.seen("trainer", t.pid)
+        snap.rates["trainer/batches_per_s"] = meter.rate("trainer/step", t.pid, t.step, now)
+        snap.rates["trainer/samples_per_s"] = snap.rates["trainer/batches_per_s"] * t.batch_size
         snap.rates["trainer/received_per_s"] = meter.rate(
-            "trainer/received", t["pid"], t["received_samples"], now
+            "trainer/received", t.pid, t.received_samples, now
         )
     for i, p in enumerate(snap.players):
         if p is not None:
-            meter.seen(f"player{i}", p["pid"])
+            meter.seen(f"player{i}", p.pid)
     snap.restarts = meter.restarts
     return snap
 
@@ -124,18 +123,18 @@ def render(snap: Snapshot) -> Any:
         if c is None:
             ct.add_row(str(i), "-", str(snap.restarts.get(name, 0)), "(restarting)", "", "", "", "")
             continue
-        fills = "\n".join(fill_line(k, f) for k, f in c.get("fill", {}).items()) or "warming up"
+        fills = "\n".join(fill_line(k, f) for k, f in c.fill.items()) or "warming up"
         status = f"{snap.rates.get(f'{name}/recorded_per_s', 0.0):.0f}"
-        if c.get("error"):
+        if c.error:
             status = "[red]error[/red]"
         ct.add_row(
             str(i),
-            str(c["pid"]),
+            str(c.pid),
             str(snap.restarts.get(name, 0)),
             status,
             f"{snap.rates.get(f'{name}/samples_per_s', 0.0):.0f}",
-            str(c["sent_samples"]),
-            str(c["episodes"]),
+            str(c.sent_samples),
+            str(c.episodes),
             fills,
         )
     parts.append(ct)
@@ -158,25 +157,25 @@ def render(snap: Snapshot) -> Any:
     if t is None:
         tt.add_row("-", str(snap.restarts.get("trainer", 0)), "(restarting)", *[""] * 7)
     else:
-        buffer = f"{t['buffer_fill']:.0%} ({t['buffer_samples']})"
-        if not t["buffer_ready"]:
+        buffer = f"{t.buffer_fill:.0%} ({t.buffer_samples})"
+        if not t.buffer_ready:
             buffer += " filling"
-        step = str(t["step"])
-        if t.get("restored_step"):
-            step += f" (resumed {t['restored_step']}, warm {t['warm_samples']})"
-        if t.get("error"):
+        step = str(t.step)
+        if t.restored_step:
+            step += f" (resumed {t.restored_step}, warm {t.warm_samples})"
+        if t.error:
             step = "[red]error[/red] " + step
         tt.add_row(
-            str(t["pid"]),
+            str(t.pid),
             str(snap.restarts.get("trainer", 0)),
             step,
             f"{snap.rates.get('trainer/batches_per_s', 0.0):.2f}",
             f"{snap.rates.get('trainer/samples_per_s', 0.0):.0f}",
-            _fmt(t.get("loss"), ".4f"),
+            _fmt(t.loss, ".4f"),
             buffer,
-            str(t["inbox"]),
-            str(t["committed_samples"]),
-            f"v{t['version']}" if t["version"] >= 0 else "none yet",
+            str(t.inbox),
+            str(t.committed_samples),
+            f"v{t.version}" if t.version >= 0 else "none yet",
         )
     parts.append(tt)
 
@@ -198,23 +197,23 @@ def render(snap: Snapshot) -> Any:
         if p is None:
             pt.add_row(str(i), "-", str(snap.restarts.get(name, 0)), "(restarting)", *[""] * 5)
             continue
-        if not p.get("driving"):
-            state = "[red]error[/red]" if p.get("error") else "waiting for weights"
-            pt.add_row(str(i), str(p["pid"]), str(snap.restarts.get(name, 0)), state, *[""] * 5)
+        if not p.driving:
+            state = "[red]error[/red]" if p.error else "waiting for weights"
+            pt.add_row(str(i), str(p.pid), str(snap.restarts.get(name, 0)), state, *[""] * 5)
             continue
-        weights = f"v{p['version']}"
-        if p.get("pending") is not None:
-            weights += f" (v{p['pending']} at next unstuck)"
+        weights = f"v{p.version}"
+        if p.pending is not None:
+            weights += f" (v{p.pending} at next unstuck)"
         pt.add_row(
             str(i),
-            str(p["pid"]),
+            str(p.pid),
             str(snap.restarts.get(name, 0)),
-            f"{p['pps']:.1f}",
+            f"{p.pps:.1f}",
             weights,
-            str(p["swaps"]),
-            f"{p['distance_m']:.0f} m",
-            str(p["unstucks"]),
-            str(p["collisions"]),
+            str(p.swaps),
+            f"{p.distance_m:.0f} m",
+            str(p.unstucks),
+            str(p.collisions),
         )
     parts.append(pt)
     return Group(*parts)

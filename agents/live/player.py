@@ -12,12 +12,10 @@ collisions while that version drove) so a run shows whether newer weights drive 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import threading
 import time
-import traceback
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,12 @@ import numpy as np
 
 from agents.bc import BCAgent
 from agents.evaluate import route_progress
+from agents.live.actor import BackgroundWorker, ray_errors
 from agents.live.config import LiveConfig
+from agents.live.messages import PlayerReport, PlayerStatus, Segment, jsonable
 from agents.live.weights import WeightsBundle
 from agents.player import Pacer, Player, PlayerConfig
+from agents.stream import StreamWriter
 
 FetchWeights = Callable[[int], WeightsBundle | None]
 """Given the version in use, a newer bundle if one is ready now, else None (never blocks)."""
@@ -70,7 +71,7 @@ class LivePlayer(Player):
         self.version = bundle.version
         self.model_step = bundle.step
         self.pending_bundle: WeightsBundle | None = None
-        self.segments: list[dict[str, Any]] = []
+        self.segments: list[Segment] = []
         self._done_totals = dict.fromkeys(COUNTERS, 0.0)
         self.progress_m = 0.0
         """Metres gained along the planned route since the start (see ``route_progress``)."""
@@ -104,25 +105,29 @@ class LivePlayer(Player):
             "time": time.time(),
         }
 
-    def segment(self, *, close: bool = False) -> dict[str, Any]:
+    def segment(self, *, close: bool = False) -> Segment:
         """Driving of the version in use since it took over (closed segments are kept)."""
         now = self._segment_marks()
         start = self._segment_start
         steps = now["steps"] - start["steps"]
-        seg = {
-            "version": self.version,
-            "model_step": self.model_step,
-            "steps": int(steps),
-            "seconds": now["time"] - start["time"],
-            "distance_m": now["distance"] - start["distance"],
-            "progress_m": now["progress"] - start["progress"],
-            "unstucks": int(now["unstucks"] - start["unstucks"]),
-            "collisions": int(now["collisions"] - start["collisions"]),
-            "predictions": int(now["predictions"] - start["predictions"]),
-        }
-        seg["m_per_1000_steps"] = 1000.0 * seg["distance_m"] / steps if steps else 0.0
-        seg["progress_per_1000_steps"] = 1000.0 * seg["progress_m"] / steps if steps else 0.0
-        seg["unstucks_per_1000_steps"] = 1000.0 * seg["unstucks"] / steps if steps else 0.0
+        distance = now["distance"] - start["distance"]
+        progress = now["progress"] - start["progress"]
+        unstucks = int(now["unstucks"] - start["unstucks"])
+        per_1000 = 1000.0 / steps if steps else 0.0
+        seg = Segment(
+            version=self.version,
+            model_step=self.model_step,
+            steps=int(steps),
+            seconds=now["time"] - start["time"],
+            distance_m=distance,
+            progress_m=progress,
+            unstucks=unstucks,
+            collisions=int(now["collisions"] - start["collisions"]),
+            predictions=int(now["predictions"] - start["predictions"]),
+            m_per_1000_steps=distance * per_1000,
+            progress_per_1000_steps=progress * per_1000,
+            unstucks_per_1000_steps=unstucks * per_1000,
+        )
         if close:
             self.segments.append(seg)
             self._segment_start = now
@@ -175,7 +180,7 @@ class LivePlayer(Player):
         return [*super().console_lines(), f"weights    v{self.version}{waiting}"]
 
 
-class PlayerWorker:
+class PlayerWorker(BackgroundWorker):
     """The player role (a Ray actor in the live system).
 
     Waits for the trainer's first published weights, then drives the town
@@ -200,22 +205,12 @@ class PlayerWorker:
         fetch: FetchWeights | None = None,
         start: bool = True,
     ) -> None:
-        import torch
-
-        torch.set_num_threads(config.torch_threads)
-        self.config = config
-        self.index = index
+        super().__init__(config=config, index=index, role="player")
         self.trainer = trainer
         self._fetch_override = fetch
-        self.pid = os.getpid()
-        self.started_at = time.time()
         self.player: LivePlayer | None = None
-        self.error: str | None = None
         self._poll: Any = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="live-player", daemon=True)
-        if start:
-            self._thread.start()
+        self._start(start)
 
     # ------------------------------------------------------------------ weights
 
@@ -240,40 +235,32 @@ class PlayerWorker:
                 return None
             _, (ref,) = answer
             bundle = ray.get(ref, timeout=30)
-        except Exception:  # trainer restarting, or its object lost with it: ask again later
+        except ray_errors():  # trainer restarting, or its object lost with it: ask again later
             return None
         return bundle if isinstance(bundle, WeightsBundle) and bundle.version > known else None
 
     # ------------------------------------------------------------------ driving
 
     def _loop(self) -> None:
-        env = stream = None
-        try:
-            import gta_env  # noqa: F401  (registers GTA5Drive-v0)
-
-            cfg = self.config
-            bundle = None
-            while bundle is None and not self._stop.is_set():
-                bundle = self.fetch(-1)
-                if bundle is None:
-                    time.sleep(0.2)
+        cfg = self.config
+        bundle = None
+        while bundle is None and not self._stop.is_set():
+            bundle = self.fetch(-1)
             if bundle is None:
-                return
-            video = cfg.video and self.index == 0
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                env = gym.make(
-                    "GTA5Drive-v0",
-                    stuck_window=cfg.player_stuck_window,
-                    town_seed=cfg.player_town(self.index),
-                    cinematic=video,
-                    expert_in_info=False,
-                    max_episode_steps=10**9,
-                    **cfg.env_kwargs(),
-                )
+                time.sleep(0.2)
+        if bundle is None:
+            return
+        video = cfg.video and self.index == 0
+        env = self.make_env(
+            stuck_window=cfg.player_stuck_window,
+            town_seed=cfg.player_town(self.index),
+            cinematic=video,
+            expert_in_info=False,
+            max_episode_steps=10**9,
+        )
+        stream = None
+        try:
             if video:
-                from agents.stream import StreamWriter
-
                 stream = StreamWriter(cfg.out / "stream" / f"player{self.index}.mp4")
             player = LivePlayer(
                 env=env,
@@ -292,13 +279,10 @@ class PlayerWorker:
             )
             self.player = player
             self._drive(player)
-        except BaseException:
-            self.error = traceback.format_exc()
         finally:
             if stream is not None:
                 stream.close()
-            if env is not None:
-                env.close()
+            env.close()
 
     def _drive(self, player: LivePlayer) -> None:
         cfg = self.config
@@ -315,76 +299,60 @@ class PlayerWorker:
 
     # ------------------------------------------------------------------ queries
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> PlayerStatus:
         """PPS, weight version in use and waiting, distance, unstucks, swaps."""
         p = self.player
-        out: dict[str, Any] = {
-            "role": "player",
-            "index": self.index,
-            "pid": self.pid,
-            "time": time.time(),
-            "started_at": self.started_at,
-            "driving": p is not None,
-            "error": self.error,
-        }
-        if p is not None:
-            fps, pps = p.rates()
-            totals = p.totals()
-            out.update(
-                steps=p.step_count,
-                predictions=p.predictions,
-                fps=fps,
-                pps=pps,
-                version=p.version,
-                pending=p.pending_bundle.version if p.pending_bundle is not None else None,
-                swaps=p.swaps,
-                distance_m=totals["distance"],
-                unstucks=int(totals["unstucks"]),
-                collisions=int(totals["collisions"]),
-                phase=p.info.get("unstuck_phase"),
-            )
-        return out
+        base = PlayerStatus(
+            index=self.index,
+            pid=self.pid,
+            time=time.time(),
+            started_at=self.started_at,
+            driving=p is not None,
+            error=self.error,
+        )
+        if p is None:
+            return base
+        fps, pps = p.rates()
+        totals = p.totals()
+        return dataclasses.replace(
+            base,
+            steps=p.step_count,
+            predictions=p.predictions,
+            fps=fps,
+            pps=pps,
+            version=p.version,
+            pending=p.pending_bundle.version if p.pending_bundle is not None else None,
+            swaps=p.swaps,
+            distance_m=totals["distance"],
+            unstucks=int(totals["unstucks"]),
+            collisions=int(totals["collisions"]),
+            phase=p.info.get("unstuck_phase"),
+        )
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> PlayerReport:
         """The player's log (loads, weights seen, swaps) and per-version driving."""
         p = self.player
         if p is None:
-            return {"index": self.index, "log": [], "segments": [], "error": self.error}
-        return {
-            "index": self.index,
-            "pid": self.pid,
-            "log": _jsonable(p.log),
-            "segments": [*p.segments, p.segment()],
-            "error": self.error,
-        }
+            return PlayerReport(index=self.index, error=self.error)
+        return PlayerReport(
+            index=self.index,
+            pid=self.pid,
+            log=tuple(jsonable(p.log)),
+            segments=(*p.segments, p.segment()),
+            error=self.error,
+        )
 
-    def get_pid(self) -> int:
-        """The process id (tests kill it)."""
-        return self.pid
-
-    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+    def stop(self, timeout: float = 30.0) -> PlayerReport:
         """Stop driving, write ``players/player<index>.json`` and return the report."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._join(timeout)
         report = self.report()
         folder = self.config.players_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"player{self.index}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
+        tmp.write_text(json.dumps(report.to_dict(), indent=1))
         os.replace(tmp, path)
         return report
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 __all__ = ["FetchWeights", "LivePlayer", "PlayerWorker"]

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.live import require_ray
+from agents.live.actor import ray_errors
 from agents.live.collector import CollectorWorker
 from agents.live.config import LiveConfig
 from agents.live.console import RateMeter, Snapshot, add_rates, render
+from agents.live.messages import Message, jsonable
 from agents.live.player import PlayerWorker
 from agents.live.trainer import TrainerWorker
 
@@ -165,7 +167,7 @@ class LiveSystem:
     def _get(self, actor: Any, method: str, timeout: float = 2.0) -> Any:
         try:
             return self.ray.get(getattr(actor, method).remote(), timeout=timeout)
-        except Exception:  # restarting or busy: shown as such
+        except ray_errors():  # restarting or busy: shown as such
             return None
 
     def snapshot(self) -> Snapshot:
@@ -181,7 +183,7 @@ class LiveSystem:
         for key, ref in refs.items():
             try:
                 got[key] = ray.get(ref, timeout=max(0.05, deadline - time.monotonic()))
-            except Exception:
+            except ray_errors():  # restarting or busy: the console shows it as such
                 got[key] = None
         snap = Snapshot(
             collectors=[got[f"c{i}"] for i in range(len(self.collectors))],
@@ -258,9 +260,7 @@ class LiveSystem:
             "publishes": history,
             "collectors": collectors,
             "players": [
-                {"index": p["index"], "segments": p["segments"], "error": p.get("error")}
-                if p
-                else None
+                None if p is None else {"index": p.index, "segments": p.segments, "error": p.error}
                 for p in players
             ],
             "restarts": self.meter.restarts,
@@ -273,7 +273,7 @@ class LiveSystem:
     def _log(self, entry: dict[str, Any]) -> None:
         entry = {"time": time.time(), **entry}
         with open(self.config.out / LOG_FILE, "a") as f:
-            f.write(json.dumps(entry, default=_json_default) + "\n")
+            f.write(json.dumps(jsonable(entry), default=_json_default) + "\n")
 
 
 class _RayTrainer(TrainerWorker):
@@ -290,7 +290,7 @@ def _gather(ray: Any, refs: list[Any], timeout: float) -> list[Any]:
     for ref in refs:
         try:
             out.append(ray.get(ref, timeout=timeout))
-        except Exception:
+        except ray_errors():  # that actor died or hung while stopping: reported as None
             out.append(None)
     return out
 
@@ -298,14 +298,14 @@ def _gather(ray: Any, refs: list[Any], timeout: float) -> list[Any]:
 def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
-    if hasattr(value, "counts"):  # BinFill
-        return {"ready": value.ready, "counts": value.counts.tolist()}
     return str(value)
 
 
 def _snapshot_dict(snap: Snapshot) -> dict[str, Any]:
-    def slim(d: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if d is None else {k: v for k, v in d.items() if k not in ("fill", "error")}
+    def slim(m: Message | None) -> dict[str, Any] | None:
+        if m is None:
+            return None
+        return {k: v for k, v in m.to_dict().items() if k not in ("fill", "error")}
 
     return {
         "elapsed": snap.elapsed,

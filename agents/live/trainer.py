@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from agents.live.config import LiveConfig
+from agents.live.messages import TrainerStatus
 from agents.live.weights import WeightsBundle
 from imitation.checkpoint import checkpoint_step, latest_checkpoint
 from imitation.storage import CorruptChunkWarning, SampleStore, SampleWriter
@@ -250,35 +251,34 @@ class TrainerWorker:
                 return None
             return self.version, [self.published]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> TrainerStatus:
         """Counters for the console (cheap; safe while training)."""
         t = self.trainer
         last = t.history[-1] if t.history else {}
         buffers = t.buffers
-        return {
-            "role": "trainer",
-            "pid": self.pid,
-            "time": time.time(),
-            "started_at": self.started_at,
-            "step": int(t.step),
-            "batch_size": int(self.config.train.batch_size),
-            "restored_step": int(self.restored_step),
-            "resumed_from": self.resumed_from,
-            "warm_samples": int(self.warm_samples),
-            "loss": float(last["train/loss"]) if "train/loss" in last else None,
-            "buffer_fill": float(buffers.fill),
-            "buffer_samples": int(len(buffers)),
-            "buffer_ready": bool(buffers.ready),
-            "inbox": int(len(self.inbox)),
-            "inbox_dropped": int(self.inbox.dropped),
-            "received_samples": int(self.received_samples),
-            "received_sets": int(self.received_sets),
-            "per_collector": dict(self.per_collector),
-            "committed_samples": int(self.writer.committed_samples),
-            "version": int(self.version),
-            "publishes": len(self.publish_log),
-            "error": self.error,
-        }
+        return TrainerStatus(
+            pid=self.pid,
+            time=time.time(),
+            started_at=self.started_at,
+            step=int(t.step),
+            batch_size=int(self.config.train.batch_size),
+            restored_step=int(self.restored_step),
+            resumed_from=self.resumed_from,
+            warm_samples=int(self.warm_samples),
+            loss=float(last["train/loss"]) if "train/loss" in last else None,
+            buffer_fill=float(buffers.fill),
+            buffer_samples=int(len(buffers)),
+            buffer_ready=bool(buffers.ready),
+            inbox=int(len(self.inbox)),
+            inbox_dropped=int(self.inbox.dropped),
+            received_samples=int(self.received_samples),
+            received_sets=int(self.received_sets),
+            per_collector=dict(self.per_collector),
+            committed_samples=int(self.writer.committed_samples),
+            version=int(self.version),
+            publishes=len(self.publish_log),
+            error=self.error,
+        )
 
     def publish_history(self) -> list[dict[str, float]]:
         """``{version, step, time}`` of every publication of this incarnation."""
@@ -291,7 +291,7 @@ class TrainerWorker:
 
     # ------------------------------------------------------------------------------ stop
 
-    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+    def stop(self, timeout: float = 30.0) -> TrainerStatus:
         """Stop training, checkpoint, flush and close the storage; returns the final stats."""
         if not self.stopped:
             self.stopped = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -26,12 +26,34 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
+from agents.flags import add_config_flags, config_from_args
+
 ENV_ID = "gta_env:GTA5Drive-v0"
 
 
 @dataclass
 class Args:
-    """Everything the run needs (each field is a ``--flag``)."""
+    """Everything the run needs (each field is a ``--flag``, see :mod:`agents.flags`).
+
+    Attributes:
+        seed: seed of the envs and of torch.
+        total_timesteps: env steps in total, all envs together.
+        num_envs: parallel envs.
+        num_steps: rollout length per env.
+        learning_rate: Adam learning rate (annealed linearly to 0).
+        gamma: discount.
+        gae_lambda: GAE lambda.
+        num_minibatches: minibatches per update epoch.
+        update_epochs: epochs per rollout.
+        clip_coef: PPO clip range.
+        ent_coef: entropy bonus.
+        vf_coef: value loss weight.
+        max_grad_norm: gradient-norm clip.
+        hood_size: hood camera HEIGHTxWIDTH (small for speed).
+        max_episode_steps: time limit of an episode.
+        out: run folder (TensorBoard).
+        cuda: train on CUDA when available.
+    """
 
     seed: int = 1
     total_timesteps: int = 100_000
@@ -46,7 +68,7 @@ class Args:
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    hood_size: str = "45x80"
+    hood_size: tuple[int, int] = (45, 80)
     max_episode_steps: int = 1000
     out: str = "runs/cleanrl"
     cuda: bool = False
@@ -54,9 +76,8 @@ class Args:
 
 def make_env(args: Args, idx: int) -> gym.Env:
     """One env by string id (importing ``gta_env`` through the id), smaller hood for speed."""
-    h, w = (int(v) for v in args.hood_size.split("x"))
     env = gym.make(
-        ENV_ID, backend="sim", hood_size=(h, w), max_episode_steps=args.max_episode_steps
+        ENV_ID, backend="sim", hood_size=args.hood_size, max_episode_steps=args.max_episode_steps
     )
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env.action_space.seed(args.seed + idx)
@@ -260,14 +281,8 @@ def train(args: Args) -> dict[str, float]:
 def parse_args(argv: list[str] | None = None) -> Args:
     """:class:`Args` from the command line (one ``--flag`` per field)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(Args):
-        default = getattr(Args, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
-    return Args(**vars(parser.parse_args(argv)))
+    add_config_flags(parser, Args)
+    return config_from_args(parser.parse_args(argv), Args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import gta_env  # noqa: F401
 from agents.live import require_ray
 from agents.live.config import LiveConfig
 from agents.live.console import RateMeter, Snapshot, add_rates, render
+from agents.live.messages import CollectorStatus, PlayerStatus, TrainerStatus
 from agents.live.player import LivePlayer
 from agents.live.system import check_auth_not_disabled
 from agents.live.trainer import Inbox, TrainerStopped
@@ -131,43 +132,59 @@ def test_console_renders_rates_restarts_and_bins() -> None:
 
     meter = RateMeter()
     fill = BinFill(("a", "b"), np.array([3, 1]), np.array([True, True]), 2)
-    collector = {
-        "pid": 11,
-        "recorded": 100,
-        "sent_samples": 40,
-        "episodes": 1,
-        "fill": {"steering": fill},
-    }
-    trainer = {
-        "pid": 12,
-        "step": 5,
-        "batch_size": 16,
-        "received_samples": 40,
-        "buffer_fill": 0.5,
-        "buffer_samples": 256,
-        "buffer_ready": True,
-        "inbox": 0,
-        "committed_samples": 32,
-        "version": 2,
-        "loss": 0.25,
-        "restored_step": 0,
-        "warm_samples": 0,
-    }
-    player = {
-        "pid": 13,
-        "driving": True,
-        "pps": 29.5,
-        "version": 1,
-        "pending": 2,
-        "swaps": 0,
-        "distance_m": 12.0,
-        "unstucks": 1,
-        "collisions": 0,
-    }
+    # The messages the actors send (agents.live.messages), with the fields the console reads.
+    collector = CollectorStatus(
+        index=0,
+        pid=11,
+        incarnation=0,
+        time=0.0,
+        started_at=0.0,
+        first_sample_at=None,
+        recorded=100,
+        sent_samples=40,
+        sent_sets=4,
+        failed_sends=0,
+        episodes=1,
+        fill={"steering": fill},
+    )
+    trainer = TrainerStatus(
+        pid=12,
+        time=0.0,
+        started_at=0.0,
+        step=5,
+        batch_size=16,
+        restored_step=0,
+        resumed_from=None,
+        warm_samples=0,
+        loss=0.25,
+        buffer_fill=0.5,
+        buffer_samples=256,
+        buffer_ready=True,
+        inbox=0,
+        inbox_dropped=0,
+        received_samples=40,
+        received_sets=4,
+        committed_samples=32,
+        version=2,
+    )
+    player = PlayerStatus(
+        index=0,
+        pid=13,
+        time=0.0,
+        started_at=0.0,
+        driving=True,
+        pps=29.5,
+        version=1,
+        pending=2,
+        swaps=0,
+        distance_m=12.0,
+        unstucks=1,
+        collisions=0,
+    )
     add_rates(Snapshot([collector], trainer, [player]), meter, now=0.0)
     later = Snapshot(
-        [{**collector, "pid": 21, "recorded": 50}],
-        {**trainer, "step": 15},
+        [replace(collector, pid=21, recorded=50)],
+        replace(trainer, step=15),
         [player],
         header=["gta5drive live"],
     )

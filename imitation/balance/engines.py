@@ -1,0 +1,373 @@
+"""Queueing engines: they hold items per bin and emit balanced sets (schemes configure them).
+
+An engine sees each item as a tuple of bin indices computed by its scheme and knows nothing of
+actions. Three kinds:
+
+- :class:`CellEngine`: one queue per cell (a bin, or v1's bin combination); a set is one item
+  from every required cell (v1, and each v2 output).
+- :class:`MultiEngine`: independent cell engines fed the same items (v2).
+- :class:`PerOutputEngine`: two outputs whose sets share one pool, so an item is used once
+  over all sets; picks within a bin are steered by sub-bins (v3, v4).
+
+How any engine queues is one :class:`QueueRules`; what a per-output engine balances is one
+:class:`OutputPair`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imitation.balance.bins import Bins
+from imitation.balance.sets import BinFill
+
+__all__ = [
+    "MODES",
+    "CellEngine",
+    "Engine",
+    "MultiEngine",
+    "OutputPair",
+    "PerOutputEngine",
+    "QueueRules",
+    "RawSet",
+]
+
+MODES = ("all", "seen", "observed")
+"""``"all"``: every defined bin required; ``"seen"``: a bin becomes required when an item falls
+in it; ``"observed"``: only bins passed to :meth:`Engine.observe` are required."""
+
+RawSet = tuple[str | None, list[Any], list[int]]
+"""A completed set as an engine returns it: (output, items, bin of each item)."""
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """How an engine queues items.
+
+    Attributes:
+        mode: Which bins a set requires, one of :data:`MODES`.
+        warmup: Items to queue before the first set (stream mode with ``"seen"``).
+        max_per_bin: The most items queued per bin (the oldest is dropped), or None.
+    """
+
+    mode: str = "all"
+    warmup: int = 0
+    max_per_bin: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputPair:
+    """What a :class:`PerOutputEngine` balances and how it picks within a bin.
+
+    An item's bins are ``(bin in output 0, bin in output 1, sub-bin used when output 0 is
+    balanced, sub-bin used when output 1 is balanced)``; the sub-bin is the item's bin of the
+    *other* output in ``sub_bins``.
+
+    Attributes:
+        names: The two outputs.
+        bins: The bins of each output.
+        sub_bins: The bins sub-bins are counted in (v3: the other output's own, v4: coarser).
+        per_bin: Items per bin of the balanced output in a set.
+        waterfill: Pick the sub-bin taken least so far in this set (v4); otherwise the one whose
+            bin in the other output is most plentiful, to spare rare items (v3).
+    """
+
+    names: tuple[str, str]
+    bins: tuple[Bins, Bins]
+    sub_bins: Bins
+    per_bin: int = 1
+    waterfill: bool = False
+
+
+class Engine(ABC):
+    """Queues items per bin and emits balanced sets (see :data:`MODES`)."""
+
+    dropped: int = 0
+
+    @abstractmethod
+    def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
+        """Queue an item; return completed sets as (output, items, bins)."""
+
+    @abstractmethod
+    def pending(self) -> int:
+        """Items queued."""
+
+    @abstractmethod
+    def observe(self, bins: tuple[int, ...]) -> None:
+        """Make the bins of an item required."""
+
+    @abstractmethod
+    def fill(self) -> dict[str, BinFill]:
+        """Queued items per bin of each output."""
+
+
+class CellEngine(Engine):
+    """Queues per cell; a set is one item from every required cell (v1, and each v2 output).
+
+    Args:
+        output: The output the sets balance (None for v1's combinations).
+        required: Every cell a set can require, in set order.
+        key: An item's cell from its bins.
+        labels: One label per cell of ``required``.
+        rules: How items are queued.
+    """
+
+    def __init__(
+        self,
+        *,
+        output: str | None,
+        required: Sequence[int],
+        key: Callable[[tuple[int, ...]], int],
+        labels: Sequence[str],
+        rules: QueueRules,
+    ) -> None:
+        self.output = output
+        self.possible = list(required)
+        self.labels = tuple(labels)
+        self.key = key
+        self.mode = rules.mode
+        self.required = list(self.possible) if rules.mode == "all" else []
+        self._required = set(self.required)
+        self.queues: dict[int, deque[Any]] = {c: deque() for c in self.possible}
+        self.filled = 0  # required cells with a queued item (only required cells hold items)
+        self.max_per_bin = rules.max_per_bin
+        self.warmup = rules.warmup
+        self.seen = 0
+
+    def observe(self, bins: tuple[int, ...]) -> None:
+        c = self.key(bins)
+        if c in self.queues and c not in self._required:
+            self._required.add(c)
+            bisect.insort(self.required, c)
+
+    def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
+        c = self.key(bins)
+        q = self.queues.get(c)
+        if q is None:  # unreachable cell: cannot happen for valid actions
+            return []
+        self.seen += 1
+        if self.mode == "seen":
+            self.observe(bins)
+        if c not in self._required:  # "observed" mode, cell not observed: nothing to balance
+            return []
+        if not q:
+            self.filled += 1
+        q.append(item)
+        if self.max_per_bin is not None and len(q) > self.max_per_bin:
+            q.popleft()
+            self.dropped += 1
+        out: list[RawSet] = []
+        while self.seen >= self.warmup and self.required and self.filled == len(self.required):
+            items = []
+            for cell in self.required:
+                queue = self.queues[cell]
+                items.append(queue.popleft())
+                if not queue:
+                    self.filled -= 1
+            out.append((self.output, items, list(self.required)))
+        return out
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def fill(self) -> dict[str, BinFill]:
+        counts = np.array([len(self.queues[c]) for c in self.possible], np.int64)
+        required = np.array([c in self._required for c in self.possible], bool)
+        return {self.output or "combination": BinFill(self.labels, counts, required, 1)}
+
+
+class MultiEngine(Engine):
+    """Several independent cell engines fed the same items (v2: one per output)."""
+
+    def __init__(self, engines: Sequence[CellEngine]) -> None:
+        self.engines = list(engines)
+
+    def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
+        out = []
+        for e in self.engines:
+            out += e.add(item, bins)
+        self.dropped = sum(e.dropped for e in self.engines)
+        return out
+
+    def pending(self) -> int:
+        return sum(e.pending() for e in self.engines)
+
+    def observe(self, bins: tuple[int, ...]) -> None:
+        for e in self.engines:
+            e.observe(bins)
+
+    def fill(self) -> dict[str, BinFill]:
+        out: dict[str, BinFill] = {}
+        for e in self.engines:
+            out.update(e.fill())
+        return out
+
+
+class _Side:
+    """One output's queues in a :class:`PerOutputEngine` (ids of the items it holds)."""
+
+    def __init__(self, name: str, bins: Bins, n_sub: int, per_bin: int, mode: str) -> None:
+        self.name = name
+        self.labels = bins.labels
+        self.required = np.full(len(bins), mode == "all", bool)
+        self.count = np.zeros(len(bins), np.int64)  # items per bin
+        self.sub = np.zeros((len(bins), n_sub), np.int64)  # items per (bin, sub-bin)
+        self.pools: list[list[deque[int]]] = [
+            [deque() for _ in range(n_sub)] for _ in range(len(bins))
+        ]  # ids per (bin, sub-bin), oldest first; may hold ids used up through the other side
+        self.arrival: list[deque[int]] = [deque() for _ in range(len(bins))]  # ids per bin
+        # A bin is ready when it can give per_bin picks from this many distinct sub-bins.
+        self.distinct = min(per_bin, n_sub)
+
+
+class PerOutputEngine(Engine):
+    """Two outputs, items used once over all sets (v3, v4); see :class:`OutputPair`.
+
+    Args:
+        pair: The outputs and how a set picks within a bin.
+        rules: How items are queued.
+        rng: Breaks ties between equally good sub-bins.
+        patience: Stream mode: a bin missing some sub-bins is ready once it holds this many
+            items; None: as soon as it holds ``per_bin``.
+    """
+
+    def __init__(
+        self,
+        *,
+        pair: OutputPair,
+        rules: QueueRules,
+        rng: np.random.Generator,
+        patience: int | None = None,
+    ) -> None:
+        n_sub = len(pair.sub_bins)
+        self.sides = tuple(
+            _Side(pair.names[o], pair.bins[o], n_sub, pair.per_bin, rules.mode) for o in (0, 1)
+        )
+        self.mode = rules.mode
+        self.warmup = rules.warmup
+        self.max_per_bin = rules.max_per_bin
+        self.seen = 0
+        self.patience = patience
+        self.per_bin = pair.per_bin
+        self.waterfill = pair.waterfill
+        self.rng = rng
+        self.alive: dict[int, tuple[Any, tuple[int, ...]]] = {}
+        self.next_id = 0
+        self.turn = 0
+
+    def pending(self) -> int:
+        return len(self.alive)
+
+    def _kill(self, uid: int) -> Any:
+        item, b = self.alive.pop(uid)
+        for o, side in enumerate(self.sides):
+            side.count[b[o]] -= 1
+            side.sub[b[o], b[2 + o]] -= 1
+        return item
+
+    def observe(self, bins: tuple[int, ...]) -> None:
+        for o, side in enumerate(self.sides):
+            side.required[bins[o]] = True
+
+    def fill(self) -> dict[str, BinFill]:
+        return {
+            side.name: BinFill(side.labels, side.count.copy(), side.required.copy(), self.per_bin)
+            for side in self.sides
+        }
+
+    def queue(self, item: Any, bins: tuple[int, ...]) -> None:
+        """Queue an item without emitting sets (dataset mode queues everything first)."""
+        self.seen += 1
+        if self.mode == "seen":
+            self.observe(bins)
+        uid = self.next_id
+        self.next_id += 1
+        self.alive[uid] = (item, bins)
+        for o, side in enumerate(self.sides):
+            b, s = bins[o], bins[2 + o]
+            side.count[b] += 1
+            side.sub[b, s] += 1
+            pool = side.pools[b][s]
+            pool.append(uid)
+            if len(pool) > 2 * side.sub[b, s] + 64:
+                self._compact(pool)  # drop ids used up through the other output
+            arrivals = side.arrival[b]
+            arrivals.append(uid)
+            if len(arrivals) > 2 * side.count[b] + 64:
+                self._compact(arrivals)
+        if self.max_per_bin is not None:
+            for o, side in enumerate(self.sides):
+                if side.count[bins[o]] > self.max_per_bin:
+                    arrivals = side.arrival[bins[o]]
+                    while arrivals[0] not in self.alive:
+                        arrivals.popleft()
+                    self._kill(arrivals.popleft())
+                    self.dropped += 1
+
+    def _compact(self, ids: deque[int]) -> None:
+        alive = [uid for uid in ids if uid in self.alive]
+        ids.clear()
+        ids.extend(alive)
+
+    def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
+        self.queue(item, bins)
+        return self.drain()
+
+    def complete(self, o: int) -> bool:
+        """Whether output ``o`` can emit a set now."""
+        side = self.sides[o]
+        req = side.required
+        if self.seen < self.warmup or not req.any():
+            return False
+        count = side.count[req]
+        enough = count >= self.per_bin
+        if self.patience is None or not enough.all():
+            return bool(enough.all())
+        varied = (side.sub[req] > 0).sum(axis=1) >= side.distinct
+        return bool(np.all(varied | (count >= self.patience)))
+
+    def drain(self) -> list[RawSet]:
+        """Emit every set that can be completed, alternating between the outputs."""
+        out: list[RawSet] = []
+        while True:
+            ready = [o for o in (self.turn, 1 - self.turn) if self.complete(o)]
+            if not ready:
+                return out
+            o = ready[0]
+            out.append(self.emit(o))
+            self.turn = 1 - o
+
+    def _pick_sub(self, o: int, b: int, taken: np.ndarray) -> int:
+        side = self.sides[o]
+        avail = np.flatnonzero(side.sub[b] > 0)
+        if self.waterfill:
+            # Fewest taken so far in this bin, then the most plentiful sub-bin.
+            score = -taken[avail] * (1 << 40) + side.sub[b][avail]
+        else:
+            # Spare rare samples: the sub-bin (= bin of the other output) with most samples left.
+            score = self.sides[1 - o].count[avail]
+        best = avail[score == score.max()]
+        return int(best[0] if len(best) == 1 else self.rng.choice(best))
+
+    def emit(self, o: int) -> RawSet:
+        """One set for output ``o`` (which must be :meth:`complete`)."""
+        side = self.sides[o]
+        items: list[Any] = []
+        bins: list[int] = []
+        for b in np.flatnonzero(side.required).tolist():
+            taken = np.zeros(side.sub.shape[1], np.int64)
+            for _ in range(self.per_bin):
+                s = self._pick_sub(o, b, taken)
+                pool = side.pools[b][s]
+                while pool[0] not in self.alive:
+                    pool.popleft()
+                items.append(self._kill(pool.popleft()))
+                bins.append(b)
+                taken[s] += 1
+        return (side.name, items, bins)
