@@ -1,17 +1,19 @@
-"""``gta5drive demo``: the whole life cycle on a CPU, every artefact in one folder.
+"""``gta5drive demo``: the whole life cycle on a CPU, in the living town, every artefact in one folder.
 
-1. **collect**: the embedded world's autopilot drives training towns in parallel worker
-   processes (:func:`imitation.collect.collect`) with noise injected into the *executed*
-   actions (DART-style perturbations held for a fraction of a second) while the clean expert
-   action is recorded as the label, so the data contains recoveries from the states the learner
-   will drift into;
+1. **collect**: the embedded world's autopilot drives training towns — traffic, pedestrians,
+   traffic lights and random weather, along fixed routes — in parallel worker processes
+   (:func:`imitation.collect.collect`) with noise injected into the *executed* actions
+   (DART-style perturbations held for a fraction of a second) while the clean expert action is
+   recorded as the label, so the data contains recoveries from the states the learner will
+   drift into;
 2. **balance**: thin out the over-represented straight-ahead samples (steering bins);
 3. **train**: a small PilotNet on CPU (:func:`imitation.train.train_bc`), validation on held-out
    training towns;
-4. **evaluate**: random vs expert vs the BC model on held-out towns never seen in training
-   (:mod:`agents.evaluate`);
-5. **film**: the BC agent driving in the stream layout (:func:`agents.player.film`);
-6. a summary table in the terminal and ``summary.json``.
+4. **evaluate**: random vs expert vs the BC model on held-out towns never seen in training,
+   under the ``town`` protocol (:mod:`agents.evaluate`: one fixed route per town, traffic,
+   pedestrians, lights, weather per route; driving score with CARLA's penalties);
+5. **film**: the BC agent driving in the stream layout (:mod:`agents.stream`);
+6. a summary table in the terminal and ``summary.json`` (with each stage's wall time).
 """
 
 from __future__ import annotations
@@ -98,7 +100,13 @@ class DemoConfig:
         train_steps: optimiser steps.
         batch_size: samples per step.
         lr: peak learning rate.
-        eval_minutes: game minutes per agent and evaluation town.
+        traffic: traffic cars in the training towns.
+        pedestrians: walkers in the training towns.
+        weather: weather of the training towns (``"random"``: drawn per episode).
+        protocol: evaluation protocol (``"town"``: the living town; ``"empty"``: no traffic,
+            pedestrians or lights).
+        eval_route_m: least length of each evaluation town's fixed route, metres (the
+            protocol's is 2,000).
         purpose_mode: the env's ``purpose_mode`` for recording, evaluation and the video:
             ``"auto"`` (on the embedded world: the bearing along the planned route, which tells
             the learner where to turn) or ``"point"`` (the bearing to the purpose point itself,
@@ -119,20 +127,24 @@ class DemoConfig:
     train_steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
-    eval_minutes: float = 1.0
+    traffic: int = 8
+    pedestrians: int = 24
+    weather: str = "random"
+    protocol: str = "town"
+    eval_route_m: float = 2000.0
     purpose_mode: str = "auto"
     video_steps: int = 450
     seed: int = 0
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """About 3 minutes on 2 CPUs."""
+        """A few minutes on 2 CPUs: less data and training, two short evaluation routes."""
         return cls(
             towns=8,
             eval_towns=(1000, 1001),
             collect_steps=900,
             train_steps=500,
-            eval_minutes=0.5,
+            eval_route_m=600.0,
             video_steps=150,
         )
 
@@ -174,11 +186,15 @@ def run_demo(
             workers=config.workers,
             noise=config.noise,
             seed=config.first_town,
-            traffic=0,
-            weather="clear",
+            traffic=config.traffic,
+            weather=config.weather,
             episode_steps=config.collect_steps,
             storage=StorageConfig(fsync=False),
-            env_kwargs=(("purpose_mode", config.purpose_mode),),
+            env_kwargs=(
+                ("purpose_mode", config.purpose_mode),
+                ("pedestrians", config.pedestrians),
+                ("route_length", config.eval_route_m),
+            ),
         ),
         progress=progress,
     )
@@ -234,23 +250,22 @@ def run_demo(
     checkpoint = train_bc(config=train_config, store=balanced, out_dir=run)
     timings["train_s"] = time.perf_counter() - t
 
+    eval_config = EvalConfig(
+        protocol=config.protocol,
+        seeds=config.eval_towns,
+        route_m=config.eval_route_m,
+        intersections=int(min(6, config.eval_route_m // 300)),
+        env_kwargs={"purpose_mode": config.purpose_mode},
+    )
     stage(
-        f"4/5 evaluate on held-out towns {list(config.eval_towns)}, "
-        f"{config.eval_minutes:g} min each"
+        f"4/5 evaluate on held-out towns {list(config.eval_towns)}: {config.protocol} protocol, "
+        f"one fixed route of >= {config.eval_route_m:g} m each"
     )
     t = time.perf_counter()
     agents = dict(
         [agent_factory("expert"), agent_factory("random"), agent_factory(str(checkpoint))]
     )
-    report = evaluate(
-        agents,
-        config=EvalConfig(
-            seeds=config.eval_towns,
-            minutes=config.eval_minutes,
-            env_kwargs={"purpose_mode": config.purpose_mode},
-        ),
-        progress=progress,
-    )
+    report = evaluate(agents, config=eval_config, progress=progress)
     paths = report.write(out / "eval")
     timings["eval_s"] = time.perf_counter() - t
 
@@ -262,7 +277,14 @@ def run_demo(
         out=out / "stream.mp4",
         steps=config.video_steps,
         town_seed=config.eval_towns[0],
-        env_kwargs={"purpose_mode": config.purpose_mode},
+        env_kwargs={
+            "purpose_mode": config.purpose_mode,
+            **{
+                k: v
+                for k, v in eval_config.env_settings().items()
+                if k not in ("backend", "on_stuck", "stuck_window")
+            },
+        },
         progress=progress,
     )
     timings["video_s"] = time.perf_counter() - t
@@ -317,13 +339,15 @@ def print_summary(summary: Mapping[str, Any], bc_name: str) -> None:
     for key in (
         "driving_score",
         "route_completion",
+        "routes_completed",
         "collisions_per_km",
+        "red_lights_per_km",
+        "collisions_pedestrian",
         "collisions_vehicle",
         "collisions_static",
+        "red_lights",
         "off_road_fraction",
-        "unstucks",
         "mean_speed_kmh",
-        "autonomy",
     ):
         table.add_row(key, *(f"{totals[n][key]:.3f}" for n in names))
     console = Console()

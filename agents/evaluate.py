@@ -1,31 +1,35 @@
-"""Evaluation on held-out towns: route completion, infractions and a driving score.
+"""Evaluation protocols: fixed routes in the living town, infractions and a driving score.
 
-Every agent drives every town seed for the same number of game minutes, starting from the same
-place toward the same first purpose point (``env.reset(seed=s, options={"town_seed": s})``), so
-the same seeds give the same numbers.
+Modelled on the CARLA leaderboard. Every agent drives the same **fixed route** per town seed
+(``env.reset(seed=s, options={"town_seed": s})`` with ``route_length`` set: the same seed gives
+the same town, route, traffic, walkers and weather), and is scored the same way, the expert
+included:
 
-Definitions (per seed; totals are sums of counts and means of ratios over seeds):
+* **route completion**: metres of the route covered, in order, divided by its length
+  (absolute; the expert need not reach 1.0);
+* **infractions** by kind, each multiplying the score by its CARLA penalty factor:
+  pedestrian 0.50, vehicle 0.60, static object 0.65, red light 0.70; off-road driving
+  multiplies it by the share of frames on the road;
+* **driving score** = completion × penalties, per route; an agent's total is the mean over
+  routes.
 
-* **route progress** (m): metres gained along the planned road route toward the chain of
-  purpose points: the decrease of ``info["route_remaining"]`` while driving (fade frames of an
-  unstuck excluded), plus the remaining distance of each purpose point reached. Driving away
-  counts negative.
-* **route completion**: route progress divided by the expert's route progress on the same seed
-  in the same time (the reference route an expert completes), clipped to [0, 1].
-* **infractions**: collisions with vehicles (traffic and parked cars), collisions with static
-  objects (buildings, poles, trees, kerbs), off-road excursions (entries of the car's centre
-  off the road) and off-road frames.
-* **collisions per km** of distance driven; **mean speed** over the frames driven; **autonomy**
-  = ``1 - unstucks * 6 s / elapsed`` (PilotNet's measure, an intervention counted as 6 s).
-* **driving score** = route completion × ``PENALTY_VEHICLE ** vehicle collisions`` ×
-  ``PENALTY_STATIC ** static collisions`` × ``PENALTY_UNSTUCK ** unstucks`` × (1 − off-road
-  fraction), as CARLA's leaderboard multiplies route completion by one factor per infraction
-  (0.60 per collision with a vehicle, 0.65 with a static object). CARLA ends a route when the
-  agent is blocked; here an unstuck teleports the car instead, so it costs 0.70. CARLA removes
-  the off-road share of the route from the completion; here the score is multiplied by the
-  fraction of frames on the road.
+A route ends when it is completed, at its **timeout** (route length at ``timeout_kmh``), when
+the agent is **blocked** (no progress along the route for ``blocked_s`` of game time; waiting
+at a red light or for a walker counts too, as in CARLA) or when it **deviates** more than
+``deviation_m`` from the route for ``deviation_s``. Nothing teleports an agent back.
 
-The total driving score of an agent is the mean of its per-seed scores (CARLA averages routes).
+Protocols (``EvalConfig.protocol``):
+
+* ``town`` (default): routes of at least 2 km through at least 6 intersections, with 8 traffic
+  cars, 24 pedestrians, traffic lights and weather drawn per route (clear, overcast, fog, dusk,
+  night, rain);
+* ``empty``: the same routes with no traffic, no pedestrians, no lights and clear weather, for
+  comparison with the project's earlier results.
+
+Also reported: collisions and red lights per km, mean speed, the end reason, autonomy (the
+share of the route's game time driven without an unstuck teleport: 1.0 under these
+protocols, which end a route instead), game and wall time, and route-km evaluated per
+wall-minute.
 """
 
 from __future__ import annotations
@@ -43,14 +47,27 @@ import numpy as np
 from agents.base import Agent
 from gta_env.fields import parse_seeds as parse_seeds  # re-exported: the one seed-list parser
 
-PENALTY_VEHICLE = 0.60
-"""Driving-score factor per collision with a vehicle (CARLA leaderboard)."""
-PENALTY_STATIC = 0.65
-"""Driving-score factor per collision with a static object (CARLA leaderboard)."""
-PENALTY_UNSTUCK = 0.70
-"""Driving-score factor per unstuck (the car was stuck and had to be teleported)."""
+PENALTIES: dict[str, float] = {
+    "pedestrian": 0.50,
+    "vehicle": 0.60,
+    "static": 0.65,
+    "red_light": 0.70,
+}
+"""Driving-score factor per infraction of each kind (CARLA leaderboard)."""
+PENALTY_PEDESTRIAN = PENALTIES["pedestrian"]
+PENALTY_VEHICLE = PENALTIES["vehicle"]
+PENALTY_STATIC = PENALTIES["static"]
+PENALTY_RED_LIGHT = PENALTIES["red_light"]
 INTERVENTION_S = 6.0
 """Seconds one intervention (unstuck) costs in the autonomy measure (PilotNet)."""
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "town": {"traffic": 8, "pedestrians": 24, "traffic_lights": True, "weather": "random"},
+    "empty": {"traffic": 0, "pedestrians": 0, "traffic_lights": False, "weather": "clear"},
+}
+"""The living-town settings of each protocol."""
+
+END_REASONS = ("completed", "timeout", "blocked", "deviated")
 
 AgentFactory = Callable[[gym.Env, int], Agent]
 """Makes an agent for an env and a town seed (a fresh agent per seed keeps runs independent)."""
@@ -61,73 +78,105 @@ class EvalConfig:
     """What an evaluation runs.
 
     Attributes:
-        seeds: town seeds (held out from training).
-        minutes: game minutes per agent and seed.
-        traffic: traffic cars per town.
-        env_kwargs: more `GTA5Drive-v0` settings (``backend`` defaults to ``"sim"``).
+        protocol: ``town`` (living town: traffic, pedestrians, lights, weather per route) or
+            ``empty`` (no traffic, no pedestrians, no lights, clear).
+        seeds: town seeds, one fixed route each (held out from training).
+        route_m: a route's least length, metres (the protocols use 2,000).
+        intersections: the least number of intersections a route passes.
+        timeout_kmh: a route times out after its length at this speed.
+        blocked_s: no progress along the route for this many game seconds ends it.
+        deviation_m: further than this from the route ...
+        deviation_s: ... for this many game seconds ends it.
+        env_kwargs: more `GTA5Drive-v0` settings (``backend`` defaults to ``"sim"``); they
+            override the protocol's.
     """
 
+    protocol: str = "town"
     seeds: tuple[int, ...] = (1000, 1001, 1002)
-    minutes: float = 1.0
-    traffic: int = 0
+    route_m: float = 2000.0
+    intersections: int = 6
+    timeout_kmh: float = 10.0
+    blocked_s: float = 90.0
+    deviation_m: float = 30.0
+    deviation_s: float = 3.0
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(
+                f"unknown protocol {self.protocol!r}; choose from {sorted(PROTOCOLS)}"
+            )
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         if not self.seeds:
             raise ValueError("EvalConfig.seeds must name at least one town seed")
         if any(s < 0 for s in self.seeds):
             raise ValueError(f"EvalConfig.seeds must be >= 0, got {self.seeds}")
-        if not self.minutes > 0:
-            raise ValueError(f"EvalConfig.minutes must be > 0, got {self.minutes}")
-        if self.traffic < 0:
-            raise ValueError(f"EvalConfig.traffic must be >= 0, got {self.traffic}")
+        for name in ("route_m", "timeout_kmh", "blocked_s", "deviation_m", "deviation_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"EvalConfig.{name} must be a number > 0, got {value!r}")
+        if not isinstance(self.intersections, int) or self.intersections < 0:
+            raise ValueError(
+                f"EvalConfig.intersections must be an integer >= 0, got {self.intersections!r}"
+            )
 
-    @property
-    def steps(self) -> int:
-        """Env steps per run (30 per game second at frame_skip 1)."""
-        skip = int(self.env_kwargs.get("frame_skip", 1))
-        return max(1, round(self.minutes * 60 * 30 / skip))
+    def env_settings(self) -> dict[str, Any]:
+        """The `GTA5Drive-v0` keyword arguments of this protocol."""
+        return {
+            "backend": "sim",
+            **PROTOCOLS[self.protocol],
+            "route_length": float(self.route_m),
+            "route_intersections": self.intersections,
+            "on_stuck": "truncate",
+            "stuck_window": float(self.blocked_s),
+            **dict(self.env_kwargs),
+        }
 
-    def make_env(self) -> gym.Env:
-        """The evaluation environment."""
+    def make_env(self, **overrides: Any) -> gym.Env:
+        """The evaluation environment (no time limit: routes end by the protocol's rules)."""
         import gta_env  # noqa: F401  (registers GTA5Drive-v0)
 
-        kwargs = {"backend": "sim", "traffic": self.traffic, **dict(self.env_kwargs)}
-        return gym.make("GTA5Drive-v0", max_episode_steps=self.steps + 1, **kwargs)
+        kwargs = {**self.env_settings(), **overrides}
+        return gym.make("GTA5Drive-v0", max_episode_steps=10**9, **kwargs)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunStats:
-    """Raw counts of one agent on one seed."""
+    """What happened to one agent on one route."""
 
     agent: str
     seed: int
+    weather: str
+    route_m: float
+    covered_m: float
+    end: str
     steps: int
     game_s: float
+    wall_s: float
     distance_m: float
-    route_progress_m: float
+    collisions_pedestrian: int
     collisions_vehicle: int
     collisions_static: int
+    red_lights: int
     off_road_events: int
     off_road_frames: int
     driving_frames: int
     unstucks: int
-    purposes_reached: int
     mean_speed_kmh: float
 
 
 @dataclass(frozen=True, kw_only=True)
 class SeedResult:
-    """Scores of one agent on one seed."""
+    """Scores of one agent on one route."""
 
     stats: RunStats
-    reference_progress_m: float
     route_completion: float
-    collisions_per_km: float
-    autonomy: float
     off_road_fraction: float
+    infraction_penalty: float
     driving_score: float
+    collisions_per_km: float
+    red_lights_per_km: float
+    autonomy: float
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready dict."""
@@ -136,56 +185,88 @@ class SeedResult:
         return d
 
 
-def run_stats(
-    env: gym.Env, agent: Agent, *, seed: int, steps: int, on_step: Callable[[], None] | None = None
+def run_route(
+    env: gym.Env,
+    agent: Agent,
+    *,
+    seed: int,
+    config: EvalConfig,
+    on_step: Callable[[], None] | None = None,
 ) -> RunStats:
-    """Drive ``agent`` for ``steps`` steps on town ``seed`` and count what happened."""
+    """Drive ``agent`` along the fixed route of town ``seed`` until the route ends."""
+    t_wall = time.perf_counter()
     obs, info = env.reset(seed=seed, options={"town_seed": seed})
     agent.reset()
-    progress = 0.0
-    vehicle = static = off_events = off_frames = driving = 0
+    route_m = float(info["route_length"])
+    if route_m <= 0:
+        raise ValueError("the env planned no fixed route: set route_length > 0 (EvalConfig does)")
+    skip = env.unwrapped.config.frame_skip  # type: ignore[attr-defined]
+    dt = skip / 30.0
+    timeout_steps = int(np.ceil(route_m / (config.timeout_kmh / 3.6) / dt))
+    blocked_steps = int(np.ceil(config.blocked_s / dt))
+    deviation_steps = int(np.ceil(config.deviation_s / dt))
+    counts = dict.fromkeys(("pedestrian", "vehicle", "static", "red_light"), 0)
+    off_events = off_frames = driving = 0
     speeds: list[float] = []
-    prev = info
+    best, since_progress, deviating = 0.0, 0, 0
     was_off = False
-    for _ in range(steps):
+    end = "timeout"
+    steps = 0
+    while steps < timeout_steps:
+        steps += 1
         action = agent.act(obs, info)
         obs, _, terminated, truncated, info = env.step(action)
-        progress += route_progress(prev, info)
         for e in info["events"]:
             if e["kind"] == "collision":
-                if e["category"] == "vehicle":
-                    vehicle += 1
-                else:
-                    static += 1
+                counts[e["category"] if e["category"] in counts else "static"] += 1
+            elif e["kind"] == "red_light":
+                counts["red_light"] += 1
         if info["unstuck_phase"] is None:
             driving += 1
             speeds.append(float(info["speed"]))
             off = not info["on_road"]
-            if off:
-                off_frames += 1
-                if not was_off:
-                    off_events += 1
+            off_frames += off
+            off_events += off and not was_off
             was_off = off
-        prev = info
+        covered = float(info["route_covered"])
+        if covered > best + 0.5:
+            best, since_progress = covered, 0
+        else:
+            since_progress += 1
+        deviating = deviating + 1 if info["route_deviation"] > config.deviation_m else 0
         if on_step is not None:
             on_step()
-        if terminated or truncated:
+        if covered >= route_m - 0.5:
+            end = "completed"
             break
-    skip = env.unwrapped.config.frame_skip  # type: ignore[attr-defined]
+        if since_progress >= blocked_steps or truncated:
+            end = "blocked"
+            break
+        if deviating >= deviation_steps:
+            end = "deviated"
+            break
+        if terminated:
+            end = "blocked"
+            break
     return RunStats(
         agent=agent.name,
         seed=seed,
+        weather=str(info["weather"]),
+        route_m=route_m,
+        covered_m=route_m if end == "completed" else min(best, route_m),
+        end=end,
         steps=steps,
-        game_s=steps * skip / 30.0,
+        game_s=steps * dt,
+        wall_s=time.perf_counter() - t_wall,
         distance_m=float(info["distance"]),
-        route_progress_m=progress,
-        collisions_vehicle=vehicle,
-        collisions_static=static,
+        collisions_pedestrian=counts["pedestrian"],
+        collisions_vehicle=counts["vehicle"],
+        collisions_static=counts["static"],
+        red_lights=counts["red_light"],
         off_road_events=off_events,
         off_road_frames=off_frames,
         driving_frames=driving,
         unstucks=int(info["unstucks"]),
-        purposes_reached=int(info["purposes_reached"]),
         mean_speed_kmh=float(np.mean(speeds) * 3.6) if speeds else 0.0,
     )
 
@@ -193,8 +274,9 @@ def run_stats(
 def route_progress(prev: Mapping[str, Any], info: Mapping[str, Any]) -> float:
     """Metres gained along the planned route by one step (``prev`` → ``info``, env infos).
 
-    The decrease of ``route_remaining``; when a purpose point was reached, the rest of that
-    leg; nothing while an unstuck fades or teleports (the car did not drive there).
+    For chained random purpose points (the live player's segments): the decrease of
+    ``route_remaining``; when a purpose point was reached, the rest of that leg; nothing while
+    an unstuck fades or teleports (the car did not drive there).
     """
     fading = info["unstuck_phase"] is not None or prev["unstuck_phase"] is not None
     if info["unstucks"] != prev["unstucks"]:
@@ -206,77 +288,93 @@ def route_progress(prev: Mapping[str, Any], info: Mapping[str, Any]) -> float:
     return float(prev["route_remaining"]) - float(info["route_remaining"])
 
 
-def score(stats: RunStats, reference_progress_m: float) -> SeedResult:
-    """Turn raw counts into route completion, rates and the driving score."""
-    completion = (
-        float(np.clip(stats.route_progress_m / reference_progress_m, 0.0, 1.0))
-        if reference_progress_m > 0
-        else 0.0
-    )
-    collisions = stats.collisions_vehicle + stats.collisions_static
-    km = stats.distance_m / 1000.0
+def _per_km(count: float, km: float) -> float:
+    return count / km if km > 0.01 else float(count > 0) * 100.0
+
+
+def score(stats: RunStats) -> SeedResult:
+    """Route completion, infraction penalties, the driving score and rates of one route."""
+    completion = float(np.clip(stats.covered_m / stats.route_m, 0.0, 1.0))
     off_fraction = stats.off_road_frames / max(stats.driving_frames, 1)
-    dscore = (
-        completion
+    penalty = (
+        PENALTY_PEDESTRIAN**stats.collisions_pedestrian
         * PENALTY_VEHICLE**stats.collisions_vehicle
         * PENALTY_STATIC**stats.collisions_static
-        * PENALTY_UNSTUCK**stats.unstucks
+        * PENALTY_RED_LIGHT**stats.red_lights
         * (1.0 - off_fraction)
     )
+    km = stats.distance_m / 1000.0
+    collisions = stats.collisions_pedestrian + stats.collisions_vehicle + stats.collisions_static
     return SeedResult(
         stats=stats,
-        reference_progress_m=reference_progress_m,
         route_completion=completion,
-        collisions_per_km=collisions / km if km > 0.01 else float(collisions > 0) * 100.0,
-        autonomy=float(max(0.0, 1.0 - stats.unstucks * INTERVENTION_S / stats.game_s)),
         off_road_fraction=off_fraction,
-        driving_score=float(dscore),
+        infraction_penalty=float(penalty),
+        driving_score=float(completion * penalty),
+        collisions_per_km=_per_km(collisions, km),
+        red_lights_per_km=_per_km(stats.red_lights, km),
+        autonomy=float(max(0.0, 1.0 - stats.unstucks * INTERVENTION_S / max(stats.game_s, 1e-9))),
     )
 
 
 TOTAL_KEYS = (
     "driving_score",
     "route_completion",
-    "route_progress_m",
+    "infraction_penalty",
+    "covered_m",
+    "route_m",
     "distance_m",
+    "collisions_pedestrian",
     "collisions_vehicle",
     "collisions_static",
+    "red_lights",
+    "collisions_per_km",
+    "red_lights_per_km",
     "off_road_events",
     "off_road_fraction",
-    "unstucks",
-    "collisions_per_km",
     "mean_speed_kmh",
     "autonomy",
+    "game_s",
+    "wall_s",
 )
 """Columns of the total table, in order."""
+_SUMMED = {
+    "covered_m",
+    "route_m",
+    "distance_m",
+    "collisions_pedestrian",
+    "collisions_vehicle",
+    "collisions_static",
+    "red_lights",
+    "off_road_events",
+    "game_s",
+    "wall_s",
+}
 
 
 def totals(results: Sequence[SeedResult]) -> dict[str, float]:
-    """An agent's totals: counts summed, ratios averaged over seeds (rates over all km)."""
+    """An agent's totals: scores averaged over routes, counts summed, rates over all km."""
     rows = [r.as_dict() for r in results]
     out: dict[str, float] = {}
     for key in TOTAL_KEYS:
         values = [float(r[key]) for r in rows]
-        summed = key in (
-            "route_progress_m",
-            "distance_m",
-            "collisions_vehicle",
-            "collisions_static",
-            "off_road_events",
-            "unstucks",
-        )
-        out[key] = float(np.sum(values)) if summed else float(np.mean(values))
+        out[key] = float(np.sum(values)) if key in _SUMMED else float(np.mean(values))
     km = out["distance_m"] / 1000.0
-    collisions = out["collisions_vehicle"] + out["collisions_static"]
-    out["collisions_per_km"] = collisions / km if km > 0.01 else float(collisions > 0) * 100.0
-    game_s = sum(r.stats.game_s for r in results)
-    out["autonomy"] = max(0.0, 1.0 - out["unstucks"] * INTERVENTION_S / game_s)
+    collisions = (
+        out["collisions_pedestrian"] + out["collisions_vehicle"] + out["collisions_static"]
+    )
+    out["collisions_per_km"] = _per_km(collisions, km)
+    out["red_lights_per_km"] = _per_km(out["red_lights"], km)
+    out["route_km_per_wall_min"] = (
+        out["covered_m"] / 1000.0 / (out["wall_s"] / 60.0) if out["wall_s"] > 0 else 0.0
+    )
+    out["routes_completed"] = float(sum(r.stats.end == "completed" for r in results))
     return out
 
 
 @dataclass
 class EvalReport:
-    """Results of every agent on every seed."""
+    """Results of every agent on every route."""
 
     config: EvalConfig
     results: dict[str, list[SeedResult]]
@@ -287,17 +385,16 @@ class EvalReport:
         return totals(self.results[agent])
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready report."""
+        """JSON-ready report (``agents.<name>.total`` and ``agents.<name>.seeds``)."""
         return {
+            "protocol": self.config.protocol,
             "seeds": list(self.config.seeds),
-            "minutes": self.config.minutes,
-            "traffic": self.config.traffic,
-            "penalties": {
-                "vehicle": PENALTY_VEHICLE,
-                "static": PENALTY_STATIC,
-                "unstuck": PENALTY_UNSTUCK,
-                "off_road": "x (1 - off-road fraction)",
-            },
+            "settings": {k: v for k, v in self.config.env_settings().items()},
+            "route_m": self.config.route_m,
+            "intersections": self.config.intersections,
+            "timeout_kmh": self.config.timeout_kmh,
+            "blocked_s": self.config.blocked_s,
+            "penalties": {**PENALTIES, "off_road": "x (1 - off-road fraction)"},
             "wall_s": self.wall_s,
             "agents": {
                 name: {"total": self.total(name), "seeds": [r.as_dict() for r in rs]}
@@ -306,34 +403,42 @@ class EvalReport:
         }
 
     def markdown(self) -> str:
-        """``report.md``: a side-by-side total table and one table per agent and seed."""
+        """``report.md``: a side-by-side total table and one table per agent and route."""
         names = list(self.results)
+        cfg = self.config
         lines = [
             "# Evaluation",
             "",
-            f"Town seeds {list(self.config.seeds)}, {self.config.minutes:g} game minutes each, "
-            f"traffic {self.config.traffic}. Driving score = route completion × "
-            f"{PENALTY_VEHICLE}^vehicle collisions × {PENALTY_STATIC}^static collisions × "
-            f"{PENALTY_UNSTUCK}^unstucks × on-road fraction (see `agents/evaluate.py`).",
+            f"Protocol `{cfg.protocol}`: town seeds {list(cfg.seeds)}, one fixed route each "
+            f"(≥ {cfg.route_m:g} m, ≥ {cfg.intersections} intersections), "
+            f"{PROTOCOLS[cfg.protocol]}. A route ends when completed, at its timeout "
+            f"(length at {cfg.timeout_kmh:g} km/h), when blocked ({cfg.blocked_s:g} s without "
+            f"progress) or when the car deviates > {cfg.deviation_m:g} m. Driving score = "
+            "route completion × "
+            + " × ".join(f"{v}^{k}" for k, v in PENALTIES.items())
+            + " × on-road fraction (see `agents/evaluate.py`).",
             "",
             "| metric | " + " | ".join(names) + " |",
             "|---|" + "---|" * len(names),
         ]
         tot = {n: self.total(n) for n in names}
-        for key in TOTAL_KEYS:
+        for key in (*TOTAL_KEYS, "routes_completed", "route_km_per_wall_min"):
             lines.append(f"| {key} | " + " | ".join(_fmt(tot[n][key]) for n in names) + " |")
         cols: tuple[str, ...] = (
             "seed",
+            "weather",
+            "end",
             "driving_score",
             "route_completion",
-            "route_progress_m",
-            "distance_m",
+            "covered_m",
+            "route_m",
+            "collisions_pedestrian",
             "collisions_vehicle",
             "collisions_static",
-            "off_road_events",
-            "unstucks",
+            "red_lights",
+            "off_road_fraction",
             "mean_speed_kmh",
-            "autonomy",
+            "game_s",
         )
         for name in names:
             lines += ["", f"## {name}", "", "| " + " | ".join(cols) + " |"]
@@ -354,43 +459,66 @@ class EvalReport:
         return paths
 
     def plot(self, out_dir: Path) -> dict[str, Path]:
-        """Bar charts of the totals and of the driving score per seed."""
+        """Driving score per route, totals, and infractions by kind, with value labels."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         names = list(self.results)
+        colours = _colours(len(names))
         tot = {n: self.total(n) for n in names}
-        fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-        for ax, key in zip(
-            axes,
-            ("driving_score", "route_completion", "collisions_per_km", "mean_speed_kmh"),
-            strict=True,
-        ):
-            ax.bar(names, [tot[n][key] for n in names], color=_colours(len(names)))
+        paths: dict[str, Path] = {}
+
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(self.config.seeds) + 3), 3.8))
+        width = 0.8 / max(len(names), 1)
+        xs = np.arange(len(self.config.seeds))
+        for i, (n, c) in enumerate(zip(names, colours, strict=True)):
+            bars = ax.bar(
+                xs + i * width, [r.driving_score for r in self.results[n]], width, label=n, color=c
+            )
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.set_xticks(xs + width * (len(names) - 1) / 2, [str(s) for s in self.config.seeds])
+        ax.set_xlabel("town seed (one fixed route each)")
+        ax.set_ylabel("driving score")
+        ax.set_ylim(0, 1.12)
+        ax.legend(fontsize=8)
+        ax.set_title(f"driving score per route ({self.config.protocol} protocol)")
+        fig.tight_layout()
+        paths["seeds_png"] = out_dir / "driving_score_per_seed.png"
+        fig.savefig(paths["seeds_png"], dpi=90)
+        plt.close(fig)
+
+        keys = ("driving_score", "route_completion", "collisions_per_km", "mean_speed_kmh")
+        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6))
+        for ax, key in zip(axes, keys, strict=True):
+            bars = ax.bar(names, [max(tot[n][key], 0.0) for n in names], color=colours)
+            ax.bar_label(bars, fmt="%.2f", fontsize=8)
+            ax.set_ylim(bottom=0)
             ax.set_title(key)
             ax.tick_params(axis="x", rotation=20)
         fig.tight_layout()
-        totals_png = out_dir / "totals.png"
-        fig.savefig(totals_png, dpi=90)
+        paths["totals_png"] = out_dir / "totals.png"
+        fig.savefig(paths["totals_png"], dpi=90)
         plt.close(fig)
+
+        kinds = ("collisions_pedestrian", "collisions_vehicle", "collisions_static", "red_lights")
         fig, ax = plt.subplots(figsize=(8, 3.6))
-        width = 0.8 / max(len(names), 1)
-        xs = np.arange(len(self.config.seeds))
-        for i, (n, c) in enumerate(zip(names, _colours(len(names)), strict=True)):
-            ax.bar(
-                xs + i * width, [r.driving_score for r in self.results[n]], width, label=n, color=c
-            )
-        ax.set_xticks(xs + width * (len(names) - 1) / 2, [str(s) for s in self.config.seeds])
-        ax.set_xlabel("town seed")
-        ax.set_ylabel("driving score")
-        ax.legend()
+        xs = np.arange(len(kinds))
+        for i, (n, c) in enumerate(zip(names, colours, strict=True)):
+            bars = ax.bar(xs + i * width, [tot[n][k] for k in kinds], width, label=n, color=c)
+            ax.bar_label(bars, fmt="%d", fontsize=7)
+        ax.set_xticks(
+            xs + width * (len(names) - 1) / 2, ["pedestrian", "vehicle", "static", "red light"]
+        )
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("infractions (all routes)")
+        ax.legend(fontsize=8)
         fig.tight_layout()
-        seeds_png = out_dir / "driving_score_per_seed.png"
-        fig.savefig(seeds_png, dpi=90)
+        paths["infractions_png"] = out_dir / "infractions.png"
+        fig.savefig(paths["infractions_png"], dpi=90)
         plt.close(fig)
-        return {"totals_png": totals_png, "seeds_png": seeds_png}
+        return paths
 
 
 def _colours(n: int) -> list[str]:
@@ -409,66 +537,47 @@ def evaluate(
     *,
     config: EvalConfig,
     progress: bool = True,
-    env: gym.Env | None = None,
+    cameras: Sequence[str] = ("hood",),
 ) -> EvalReport:
-    """Run every agent on every seed and score it against the expert's route progress.
-
-    The expert's reference progress per seed comes from the ``"expert"`` entry when present,
-    otherwise the expert is run as well (and not reported).
+    """Run every agent along every seed's route and score it.
 
     Args:
         agents: agent factories by display name.
-        config: seeds, minutes, env settings.
-        progress: show a progress bar (env steps).
-        env: an env to use instead of ``config.make_env()`` (closed by the caller).
+        config: protocol, seeds, route and ending rules.
+        progress: show a progress bar (route metres).
+        cameras: cameras the agents need (``"cinematic"`` for dual-backbone models).
     """
     from tqdm import tqdm
 
-    from agents.expert import ExpertAgent
-
     if not agents:
         raise ValueError("evaluate needs at least one agent")
-    own_env = env is None
-    env = env if env is not None else config.make_env()
-    runs = dict(agents)
-    expert_name = "expert" if "expert" in runs else None
-    order = ([expert_name] if expert_name else []) + [n for n in runs if n != expert_name]
-    total = config.steps * len(config.seeds) * (len(order) + (0 if expert_name else 1))
-    bar = tqdm(total=total, disable=not progress, unit="step", desc="eval")
+    env = config.make_env(cinematic="cinematic" in cameras)
+    bar = tqdm(
+        total=len(agents) * len(config.seeds), disable=not progress, unit="route", desc="eval"
+    )
     t0 = time.perf_counter()
-    stats: dict[str, list[RunStats]] = {}
+    results: dict[str, list[SeedResult]] = {}
     try:
-        reference: list[float] = []
-        for seed in config.seeds:
-            if expert_name is None:
-                bar.set_description(f"eval reference expert seed {seed}")
-                ref = run_stats(
-                    env, ExpertAgent(), seed=seed, steps=config.steps, on_step=lambda: bar.update()
-                )
-                reference.append(ref.route_progress_m)
-        for name in order:
+        for name, factory in agents.items():
             for seed in config.seeds:
                 bar.set_description(f"eval {name} seed {seed}")
-                agent = runs[name](env, seed)
-                s = run_stats(
-                    env, agent, seed=seed, steps=config.steps, on_step=lambda: bar.update()
-                )
-                stats.setdefault(name, []).append(s)
-            if name == expert_name:
-                reference = [s.route_progress_m for s in stats[name]]
+                stats = run_route(env, factory(env, seed), seed=seed, config=config)
+                results.setdefault(name, []).append(score(stats))
+                bar.set_postfix(score=f"{results[name][-1].driving_score:.2f}", end=stats.end)
+                bar.update()
     finally:
         bar.close()
-        if own_env:
-            env.close()
-    results = {
-        name: [score(s, ref) for s, ref in zip(stats[name], reference, strict=True)]
-        for name in runs
-    }
+        env.close()
     return EvalReport(config=config, results=results, wall_s=time.perf_counter() - t0)
 
 
 def agent_factory(spec: str, *, device: str = "cpu") -> tuple[str, AgentFactory]:
-    """A display name and factory for ``expert``, ``random`` or a checkpoint path / run folder."""
+    """A display name and factory for ``expert``, ``random`` or a checkpoint path / run folder.
+
+    Raises:
+        ValueError: ``spec`` is none of these, or the checkpoint does not load (the message
+            says why).
+    """
     from agents.expert import ExpertAgent
     from agents.random_agent import RandomAgent
 
@@ -484,11 +593,23 @@ def agent_factory(spec: str, *, device: str = "cpu") -> tuple[str, AgentFactory]
         )
     from agents.bc import BCAgent
 
-    agent = BCAgent.from_checkpoint(path, device=device)
+    try:
+        agent = BCAgent.from_checkpoint(path, device=device)
+    except Exception as exc:  # any load failure becomes one clear line for the CLI
+        raise ValueError(f"--agent {spec!r}: the checkpoint does not load: {exc}") from None
     name = f"bc:{path.name}"
 
     def make(env: gym.Env, seed: int) -> Agent:
         agent.reset()
         return agent
 
+    make.cameras = tuple(agent.pre.camera_keys)  # type: ignore[attr-defined]
     return name, make
+
+
+def cameras_for(factories: Mapping[str, AgentFactory]) -> tuple[str, ...]:
+    """The cameras every agent of ``factories`` needs (the hood at least)."""
+    needed = {"hood"}
+    for factory in factories.values():
+        needed |= set(getattr(factory, "cameras", ()))
+    return tuple(sorted(needed, key=("hood", "cinematic").index))

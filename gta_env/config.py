@@ -80,6 +80,13 @@ class EnvConfig:
             turn at the next intersection; needs a backend that plans routes, the embedded world)
             or ``"auto"`` (route where the backend plans one, else point).
         purpose_lookahead: metres ahead on the route for ``purpose_mode="route"``.
+        route_length: 0 (default): purpose points are drawn at random and chained. > 0: every
+            reset plans a fixed route at least this many metres long through at least
+            ``route_intersections`` intersections, starts the car at its beginning, and its
+            intersections are the purpose points in order; ``info`` reports ``route_length``,
+            ``route_covered`` and ``route_deviation`` (the evaluation protocols use it; needs
+            a backend that plans routes, the embedded world).
+        route_intersections: intersections (of three or more roads) a fixed route passes.
         max_speed: m/s that bound the ``speed`` observation.
         on_stuck: ``"teleport"`` (fade out, teleport, fade in, continue) or ``"truncate"``.
         stuck_window: seconds of game time over which the car must move ...
@@ -119,6 +126,8 @@ class EnvConfig:
     purpose_distance_scale: float = 300.0
     purpose_mode: str = "auto"
     purpose_lookahead: float = 25.0
+    route_length: float = 0.0
+    route_intersections: int = 6
     max_speed: float = 50.0
     on_stuck: str = "teleport"
     stuck_window: float = 8.0
@@ -163,7 +172,8 @@ class EnvConfig:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        ints = {"frame_skip": 1, "town_grid": 2, "traffic": 0, "pedestrians": 0, "fade_frames": 1}
+        ints = {"frame_skip": 1, "town_grid": 2, "traffic": 0, "pedestrians": 0, "fade_frames": 1,
+                "route_intersections": 0}
         for name, lo in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
@@ -185,6 +195,7 @@ class EnvConfig:
             "bridge_timeout",
         )
         non_negative = (
+            "route_length",
             "stuck_distance",
             "reward_progress",
             "reward_purpose",

@@ -79,7 +79,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     A town from ``town_seed`` (or a fresh seed from the env's RNG at every reset; pass
     ``options={"town_seed": n}`` to pick one), the car at rest in a random lane, and a purpose
     point at a road intersection at least 150 m away by road. Reaching a purpose point picks the
-    next one, so purpose points chain into a route.
+    next one, so purpose points chain into a route. With ``route_length > 0`` a fixed route
+    (at least that long, through ``route_intersections`` intersections) is planned instead,
+    the car starts at its beginning and its intersections are the purpose points in order.
 
     ## Episode Termination
 
@@ -101,6 +103,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``purpose_point``, ``route_remaining``, ``traffic_light`` (``"red"``/``"amber"``/
     ``"green"`` for the signalised stop line ahead in the car's lane, None if there is none),
     ``stop_line_distance`` (metres from the car's front to that line, ``inf`` if none),
+    ``route_length``, ``route_covered`` and ``route_deviation`` (metres of the fixed route,
+    covered so far in order, and from the car to it; 0 without one),
     ``distance`` (metres driven this episode), ``collisions``, ``off_road_frames``,
     ``red_lights``, ``unstucks``, ``purposes_reached``, ``events`` (this step's infractions:
     dicts with ``kind`` in ``collision``/``red_light``/``off_road``/``stuck`` and, for
@@ -192,6 +196,12 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             town_seed = int(self.np_random.integers(2**31 - 1))
         self._town_seed = int(town_seed)
         self.game.load(self._town_seed)
+        if self.config.route_length > 0:
+            self.game.fix_route(
+                self.np_random,
+                min_length=self.config.route_length,
+                min_intersections=self.config.route_intersections,
+            )
         self._weather = self.game.set_weather(self.config.weather, self.np_random)
         self.game.set_fade(0.0)
         self.game.new_purpose(self.np_random)
@@ -390,6 +400,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "on_road": tel.on_road,
             "purpose_point": np.array(tel.purpose, np.float64),
             "route_remaining": tel.route_remaining,
+            "route_length": tel.route_length,
+            "route_covered": tel.route_covered,
+            "route_deviation": tel.route_deviation,
             "traffic_light": tel.traffic_light,
             "stop_line_distance": tel.stop_line_distance,
             "events": events,

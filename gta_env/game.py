@@ -97,6 +97,9 @@ class Telemetry:
         waiting: the car stands for a reason the traffic rules give (a red light, a
             pedestrian on a zebra, a car ahead, an intersection it must give way at); the
             unstuck check does not count such a wait.
+        route_length: metres of the fixed route (0: none; see `EnvConfig.route_length`).
+        route_covered: metres of the fixed route covered so far, in order (never decreases).
+        route_deviation: metres from the car to the fixed route (0 without one).
     """
 
     position: tuple[float, float]
@@ -111,6 +114,9 @@ class Telemetry:
     stop_line_distance: float = float("inf")
     infractions: tuple[str, ...] = ()
     waiting: bool = False
+    route_length: float = 0.0
+    route_covered: float = 0.0
+    route_deviation: float = 0.0
 
 
 @runtime_checkable
@@ -137,6 +143,14 @@ class Game(Protocol):
 
     def route_point(self, ahead: float) -> tuple[float, float] | None:
         """The point ``ahead`` metres further along the planned route (None: no route known)."""
+
+    def fix_route(
+        self, rng: np.random.Generator, *, min_length: float, min_intersections: int
+    ) -> float:
+        """Plan a fixed route (at least ``min_length`` metres through ``min_intersections``
+        intersections), put the car at rest at its start; later purpose points are its
+        intersections in order. Returns the route's length. Optional: backends that cannot
+        plan routes raise `NotImplementedError`."""
 
     def teleport(self, rng: np.random.Generator) -> None:
         """Move the car to a random free road spot, at rest, facing along its lane."""

@@ -48,12 +48,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "warmup_steps",
             "eval_every",
             "eval_seeds",
-            "eval_minutes",
+            "eval_protocol",
+            "eval_route_m",
             "train_towns",
         ),
         required=("checkpoint",),
     )
-    p.add_argument("--traffic", type=int, default=0, help="traffic cars (training and eval)")
+    p.add_argument("--traffic", type=int, default=0, help="traffic cars in training towns")
     p.add_argument(
         "--env",
         type=_kwargs,
@@ -85,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
     env_kwargs = dict(args.env)
     if args.traffic:
         env_kwargs.setdefault("traffic", args.traffic)
-    config = config_from_args(
-        args, FinetuneConfig, env_kwargs=env_kwargs, eval_traffic=args.traffic
-    )
+    config = config_from_args(args, FinetuneConfig, env_kwargs=env_kwargs)
     result = finetune(config)
     first, last = result.evaluations[0], result.evaluations[-1]
     key = "eval/driving_score"

@@ -75,8 +75,10 @@ class FinetuneConfig:
             docstring); ``None`` = a fifth of ``steps``, at most 20,000.
         eval_every: env steps between evaluations (0 = only at the start and the end).
         eval_seeds: held-out town seeds for evaluation.
-        eval_minutes: game minutes per evaluation seed.
-        eval_traffic: traffic cars in evaluation towns.
+        eval_protocol: evaluation protocol (``town``: the living town; ``empty``: no traffic,
+            walkers or lights; see :mod:`agents.evaluate`).
+        eval_route_m: length of each evaluation seed's fixed route, metres (the protocol's
+            own is 2,000; shorter keeps frequent evaluations cheap).
         learning_rate: optimiser learning rate (``None`` = 1e-4 for PPO, 3e-4 for SAC).
         n_steps: PPO rollout length per env.
         batch_size: minibatch size.
@@ -102,8 +104,8 @@ class FinetuneConfig:
     warmup_steps: int | None = None
     eval_every: int = 20_000
     eval_seeds: tuple[int, ...] = DEFAULT_EVAL_SEEDS
-    eval_minutes: float = 1.0
-    eval_traffic: int = 0
+    eval_protocol: str = "town"
+    eval_route_m: float = 600.0
     learning_rate: float | None = None
     n_steps: int = 256
     batch_size: int = 64
@@ -304,10 +306,12 @@ class HeldOutEvaluation(BaseCallback):
             preprocessing=self.preprocessing,
             device="cpu",
         )
+        route_m = self.config.eval_route_m
         cfg = EvalConfig(
+            protocol=self.config.eval_protocol,
             seeds=self.config.eval_seeds,
-            minutes=self.config.eval_minutes,
-            traffic=self.config.eval_traffic,
+            route_m=route_m,
+            intersections=int(min(6, route_m // 300)),
             env_kwargs=dict(self.config.env_kwargs),
         )
         report = evaluate(

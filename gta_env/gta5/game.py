@@ -334,6 +334,16 @@ class GTA5Game:
         """None: the mod does not report the game's GPS route (``purpose_mode="route"`` needs one)."""
         return None
 
+    def fix_route(
+        self, rng: np.random.Generator, *, min_length: float, min_intersections: int
+    ) -> float:
+        """Not on the game: the mod does not report GTA's road graph, so it cannot plan a
+        fixed route (the evaluation protocols need the embedded world)."""
+        raise NotImplementedError(
+            "route_length > 0 (a fixed route) needs a backend that plans routes on its road "
+            "graph: use backend='sim' (the game's mod does not report GTA's road graph)"
+        )
+
     def teleport(self, rng: np.random.Generator) -> None:
         """Teleport to a random road spot chosen by the mod from a seed drawn from ``rng``."""
         self.pad.release()

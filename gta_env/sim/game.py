@@ -31,7 +31,7 @@ from gta_env.sim.scene import (
     car_mesh,
     marker_mesh,
 )
-from gta_env.sim.town import Town, TownConfig, generate_town
+from gta_env.sim.town import Town, TownConfig, generate_town, polyline_length
 from gta_env.sim.traffic import IntersectionTurns, Traffic
 from gta_env.sim.weather import (
     RAIN_LAYERS,
@@ -91,6 +91,9 @@ class SimConfig:
     autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
 
 
+FIXED_ROUTE_TOLERANCE = 15.0
+"""Metres from the fixed route within which driving along it counts as covering it."""
+
 REPLAN_FRAMES = 30
 """Fewest frames between two re-plans of the route when the car is far off it."""
 
@@ -142,6 +145,12 @@ class SimGame:
         self._light = -1
         self._line_s = float("inf")
         self.governing_approach = -1
+        self.fixed_route: Route | None = None
+        """The route of `fix_route` (None: purpose points are drawn at random)."""
+        self._fixed_nodes: list[int] = []
+        self._fixed_start = 0.0
+        self._fixed_covered = 0.0
+        self._fixed_deviation = 0.0
         self._infractions: tuple[str, ...] = ()
 
     # -- Game protocol -------------------------------------------------------------------------
@@ -224,6 +233,7 @@ class SimGame:
         ran_red = [k for k in crossed if layout.signalised[k] and states[k] == RED]
         self._infractions = ("red_light",) if ran_red else ()
         self._update_route()
+        self._update_fixed()
         self._update_rules()
         self._hold_crossing()
         self._expert = None
@@ -247,6 +257,11 @@ class SimGame:
             stop_line_distance=self._line_s - self._s - FRONT,
             infractions=self._infractions,
             waiting=self._waiting(),
+            route_length=(
+                self.fixed_route.length - self._fixed_start if self.fixed_route else 0.0
+            ),
+            route_covered=self._fixed_covered,
+            route_deviation=self._fixed_deviation,
         )
 
     def render(self, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -273,10 +288,29 @@ class SimGame:
         return frames
 
     def new_purpose(self, rng: np.random.Generator) -> tuple[float, float]:
-        """Pick a purpose intersection reachable by road and plan the route to it."""
+        """Pick a purpose intersection reachable by road and plan the route to it.
+
+        On a fixed route (:meth:`fix_route`) the purpose points are its intersections in
+        order, and the car keeps the fixed route while it is on it; after the last one, or
+        far off it, purpose points are drawn at random again.
+        """
         car, _ = self._require()
         assert self.town is not None
         town = self.town
+        fixed = self.fixed_route
+        if fixed is not None and not self._fixed_nodes and self._fixed_covered < fixed.length:
+            # The last purpose point of the fixed route is reached: the route is complete.
+            px, py = self._purpose
+            if np.hypot(car.position[0] - px, car.position[1] - py) < FIXED_ROUTE_TOLERANCE:
+                self._fixed_covered = fixed.length - self._fixed_start
+        if self._fixed_nodes:
+            node = self._fixed_nodes.pop(0)
+            if self.route is not self.fixed_route:
+                assert self.route is not None
+                index, _, _ = self.route.project(*car.position)
+                start = self.route.directed_at(index)
+                self._set_route(build_route(town, town.shortest_route(*start, node), node))
+            return self._set_purpose(node)
         if self.route is not None:
             index, _, dist = self.route.project(*car.position)
             directed = (
@@ -299,7 +333,60 @@ class SimGame:
         road, fw = best[-1]
         target_node = town.roads[road].b if fw else town.roads[road].a
         self._set_route(build_route(town, best, target_node))
-        x, y = town.nodes[target_node]
+        return self._set_purpose(target_node)
+
+    def fix_route(
+        self, rng: np.random.Generator, *, min_length: float, min_intersections: int
+    ) -> float:
+        """Plan a fixed route through the town and put the car at rest at its start.
+
+        A walk over the road graph without U-turns (preferring roads not driven yet) until it
+        is ``min_length`` metres long and has passed ``min_intersections`` intersections of
+        three or more roads; the car starts in its first lane, clear of the intersection. The
+        walk's intersections become the purpose points, in order (:meth:`new_purpose`).
+
+        Returns:
+            The route's length from the car's start, metres.
+        """
+        car, _ = self._require()
+        town = self.town
+        assert town is not None
+        margin = town.junction_radius + 8.0
+        for _ in range(50):
+            road = int(rng.integers(len(town.roads)))
+            forward = bool(rng.integers(2))
+            lane = town.lane_polyline(road, forward)
+            if town.roads[road].length < 2 * margin + 5.0:
+                continue
+            start = lane[int(np.searchsorted(polyline_length(lane), margin))]
+            if self._spot_occupied(start):
+                continue
+            # Lanes and turns are shorter than the centre lines they follow: lengthen the walk
+            # until the route itself is long enough.
+            want = min_length + margin
+            while True:
+                walk = _long_walk(town, (road, forward), rng, want, min_intersections)
+                heads = [town.roads[r].b if f else town.roads[r].a for r, f in walk]
+                route = build_route(town, walk, heads[-1])
+                if route.length >= min_length + margin or len(walk) > 400:
+                    break
+                want += min_length + margin - route.length + 10.0
+            d = lane[min(int(np.searchsorted(polyline_length(lane), margin)) + 1, len(lane) - 1)]
+            heading = float(np.arctan2(-(d[0] - start[0]), d[1] - start[1]))
+            car.place(float(start[0]), float(start[1]), heading)
+            self.route = None
+            self._set_route(route)
+            self.fixed_route = route
+            self._fixed_nodes = heads
+            self._fixed_start = self._s
+            self._fixed_covered = 0.0
+            self._fixed_deviation = 0.0
+            return route.length - self._s
+        raise RuntimeError(f"town {town.seed}: found no free spot to start a fixed route")
+
+    def _set_purpose(self, node: int) -> tuple[float, float]:
+        assert self.town is not None
+        x, y = self.town.nodes[node]
         self._purpose = (float(x), float(y))
         if self._marker is not None:
             self._marker.setPos(x, y, 0.0)
@@ -389,6 +476,8 @@ class SimGame:
         self._lamps = None
         self._crossing_stop = None
         self._infractions = ()
+        self.fixed_route = None
+        self._fixed_nodes = []
         self._scene = self._marker = self._car_visual = None
         self.street_lights = self.player_lights = None
 
@@ -554,6 +643,20 @@ class SimGame:
                 return
         self._s, self._off_route = s, dist
 
+    def _update_fixed(self) -> None:
+        """Progress along the fixed route: the furthest point reached in order while on it."""
+        fixed = self.fixed_route
+        if fixed is None:
+            return
+        car, _ = self._require()
+        if fixed is self.route:
+            s, dist = self._s, self._off_route
+        else:
+            _, s, dist = fixed.project(*car.position)
+        self._fixed_deviation = dist
+        if dist < FIXED_ROUTE_TOLERANCE:
+            self._fixed_covered = max(self._fixed_covered, s - self._fixed_start)
+
     def _hold_crossing(self) -> None:
         """The player's car takes intersection turns with the traffic, whoever drives it."""
         if self.traffic is not None and self.route is not None:
@@ -589,3 +692,31 @@ class SimGame:
                     return t - s
             prev, t = nxt, t + step
         return float("inf")
+
+
+def _long_walk(
+    town: Town,
+    start: tuple[int, bool],
+    rng: np.random.Generator,
+    min_length: float,
+    min_intersections: int,
+) -> list[tuple[int, bool]]:
+    """Directed roads from ``start`` without U-turns, preferring roads not driven yet, until
+    ``min_length`` metres and ``min_intersections`` intersections (3+ roads) are passed."""
+    walk = [start]
+    used = {start[0]}
+    length = town.roads[start[0]].length
+    crossings = 0
+    while length < min_length or crossings < min_intersections:
+        road, forward = walk[-1]
+        head = town.roads[road].b if forward else town.roads[road].a
+        options = [r for r, _ in town.adjacency[head] if r != road]
+        fresh = [r for r in options if r not in used] or options
+        nxt = fresh[int(rng.integers(len(fresh)))]
+        crossings += len(town.adjacency[head]) >= 3
+        walk.append((nxt, town.roads[nxt].a == head))
+        used.add(nxt)
+        length += town.roads[nxt].length
+        if len(walk) > 400:
+            break
+    return walk

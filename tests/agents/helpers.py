@@ -60,8 +60,10 @@ class RecordActions(gym.Wrapper):
 class ScriptedInfoEnv(gym.Env):
     """Reports the info a `GTA5Drive-v0` env would, following a script of infractions.
 
-    The car advances 0.5 m per step along a route of ``route_m`` metres; ``events`` maps a step
-    number to that step's ``info["events"]``; ``off_road`` lists steps with the car off the road.
+    The car advances 0.5 m per step along a fixed route of ``route_m`` metres (until step
+    ``stall_at``, after which it stands still); ``events`` maps a step number to that step's
+    ``info["events"]``; ``off_road`` lists steps with the car off the road; from step
+    ``deviate_at`` on it is 40 m off the route.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -72,6 +74,8 @@ class ScriptedInfoEnv(gym.Env):
         events: Mapping[int, list[dict[str, Any]]],
         off_road: Sequence[int] = (),
         route_m: float = 1000.0,
+        stall_at: int | None = None,
+        deviate_at: int | None = None,
     ) -> None:
         self.observation_space = spaces.Dict(
             {
@@ -84,6 +88,8 @@ class ScriptedInfoEnv(gym.Env):
         self.events = events
         self.off_road = set(off_road)
         self.route_m = route_m
+        self.stall_at = stall_at
+        self.deviate_at = deviate_at
 
         class _Cfg:
             frame_skip = 1
@@ -103,15 +109,22 @@ class ScriptedInfoEnv(gym.Env):
         if not on_road:
             evs.append({"kind": "off_road"})
         self.collisions += sum(e["kind"] == "collision" for e in evs)
+        stop = min(t for t in (self.stall_at, self.deviate_at, self.t) if t is not None)
+        moved = 0.5 * stop  # nothing more is covered off the route
+        deviated = self.deviate_at is not None and self.t >= self.deviate_at
         return {
-            "route_remaining": self.route_m - 0.5 * self.t,
+            "route_length": self.route_m,
+            "route_covered": min(moved, self.route_m),
+            "route_deviation": 40.0 if deviated else 0.5,
+            "weather": "clear",
+            "route_remaining": self.route_m - moved,
             "unstuck_phase": None,
             "unstucks": 0,
             "purposes_reached": 0,
             "events": evs,
             "speed": 15.0,
             "on_road": on_road,
-            "distance": 0.5 * self.t,
+            "distance": moved,
             "collisions": self.collisions,
         }
 

@@ -1,4 +1,4 @@
-"""Evaluation: deterministic per seed, catches the infractions it is shown, ranks agents."""
+"""Evaluation protocols: fixed routes, deterministic, honest endings, CARLA's penalties."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ import pytest
 
 from agents.cli import main
 from agents.evaluate import (
+    PENALTIES,
+    PENALTY_PEDESTRIAN,
+    PENALTY_RED_LIGHT,
     PENALTY_STATIC,
     PENALTY_VEHICLE,
     EvalConfig,
     agent_factory,
     evaluate,
     parse_seeds,
-    run_stats,
+    run_route,
     score,
 )
 from tests.agents.helpers import ScriptedAgent, ScriptedInfoEnv
 
-CONFIG = EvalConfig(seeds=(1000,), minutes=0.12)
+# Short routes and a short "blocked" rule keep the module fast; the rules are the protocol's.
+CONFIG = EvalConfig(seeds=(1000,), route_m=300.0, intersections=1, blocked_s=20.0)
 
 
 @pytest.fixture(scope="module")
@@ -31,54 +35,132 @@ def report():
     )
 
 
-def test_expert_scores_high_random_low(report):
+def _no_wall_clock(d):
+    if isinstance(d, dict):
+        return {k: _no_wall_clock(v) for k, v in d.items() if "wall" not in k}
+    if isinstance(d, list):
+        return [_no_wall_clock(v) for v in d]
+    return d
+
+
+def test_expert_completes_the_route_random_is_blocked(report):
     expert, random = report.total("expert"), report.total("random")
-    assert expert["driving_score"] > 0.9 and expert["route_completion"] == 1.0
-    assert expert["collisions_per_km"] == 0 and expert["autonomy"] == 1.0
-    assert random["driving_score"] < 0.1
-    assert random["route_completion"] < 0.1
+    (row,) = report.results["expert"]
+    assert row.stats.end == "completed" and row.route_completion == 1.0
+    assert expert["driving_score"] > 0.9 and expert["collisions_per_km"] == 0
+    assert expert["red_lights"] == 0
+    (rrow,) = report.results["random"]
+    assert rrow.stats.end in ("blocked", "timeout")
+    assert random["driving_score"] < 0.1 and random["route_completion"] < 0.1
+    # Both drove the same route of the protocol's length.
+    assert row.stats.route_m == rrow.stats.route_m >= CONFIG.route_m
 
 
-def test_same_seeds_same_numbers(report):
+def test_same_seeds_same_report(report):
     again = evaluate(
         dict([agent_factory("expert"), agent_factory("random")]), config=CONFIG, progress=False
     )
-    a = {k: v for k, v in report.as_dict().items() if k != "wall_s"}
-    b = {k: v for k, v in again.as_dict().items() if k != "wall_s"}
-    assert a == b
+    assert _no_wall_clock(report.as_dict()) == _no_wall_clock(again.as_dict())
+
+
+def test_town_protocol_is_the_living_town_and_empty_is_not():
+    town = EvalConfig().env_settings()
+    assert town["traffic"] == 8 and town["pedestrians"] > 0 and town["traffic_lights"]
+    assert town["weather"] == "random" and town["route_length"] == 2000.0
+    assert town["route_intersections"] == 6
+    empty = EvalConfig(protocol="empty").env_settings()
+    assert empty["traffic"] == 0 and empty["pedestrians"] == 0
+    assert not empty["traffic_lights"] and empty["weather"] == "clear"
+
+
+def test_a_protocol_route_is_long_and_passes_intersections():
+    env = EvalConfig(seeds=(1002,)).make_env(hood_size=(36, 64))
+    try:
+        _, info = env.reset(seed=1002, options={"town_seed": 1002})
+        game = env.unwrapped.game  # type: ignore[attr-defined]
+        route = game.fixed_route
+        assert info["route_length"] >= 2000.0
+        town = game.town
+        heads = [town.roads[r].b if f else town.roads[r].a for r, f in route.directed]
+        assert sum(len(town.adjacency[n]) >= 3 for n in heads[:-1]) >= 6
+    finally:
+        env.close()
 
 
 def test_scripted_infractions_are_counted_and_penalised():
     env = ScriptedInfoEnv(
         events={
-            10: [{"kind": "collision", "category": "vehicle", "other": "parked_car"}],
+            10: [{"kind": "collision", "category": "vehicle", "other": "traffic_car"}],
             20: [{"kind": "collision", "category": "static", "other": "building"}],
             21: [{"kind": "collision", "category": "static", "other": "pole"}],
+            30: [{"kind": "collision", "category": "pedestrian", "other": "pedestrian"}],
+            40: [{"kind": "red_light"}],
         },
         off_road=[30, 31, 32, 50],
+        route_m=100.0,
     )
-    stats = run_stats(env, ScriptedAgent([[0.5, 0.0]]), seed=0, steps=100)
+    stats = run_route(env, ScriptedAgent([[0.5, 0.0]]), seed=0, config=EvalConfig(seeds=(0,)))
+    assert stats.end == "completed" and stats.covered_m == pytest.approx(100.0)
     assert (stats.collisions_vehicle, stats.collisions_static) == (1, 2)
+    assert (stats.collisions_pedestrian, stats.red_lights) == (1, 1)
     assert stats.off_road_events == 2 and stats.off_road_frames == 4
-    assert stats.route_progress_m == pytest.approx(50.0)
-    result = score(stats, reference_progress_m=100.0)
-    assert result.route_completion == pytest.approx(0.5)
-    expected = 0.5 * PENALTY_VEHICLE * PENALTY_STATIC**2 * (1 - 4 / 100)
+    result = score(stats)
+    assert result.route_completion == pytest.approx(1.0)
+    expected = (
+        PENALTY_VEHICLE
+        * PENALTY_STATIC**2
+        * PENALTY_PEDESTRIAN
+        * PENALTY_RED_LIGHT
+        * (1 - 4 / stats.driving_frames)
+    )
     assert result.driving_score == pytest.approx(expected)
-    assert result.collisions_per_km == pytest.approx(3 / 0.05)
+    km = stats.distance_m / 1000.0
+    assert result.collisions_per_km == pytest.approx(4 / km)
+    assert result.red_lights_per_km == pytest.approx(1 / km)
+    assert PENALTIES == {"pedestrian": 0.5, "vehicle": 0.6, "static": 0.65, "red_light": 0.7}
+
+
+@pytest.mark.parametrize(
+    ("env_kwargs", "end", "covered"),
+    [
+        ({"stall_at": 100}, "blocked", 50.0),  # stands still after 50 m
+        ({"deviate_at": 60}, "deviated", 30.0),  # leaves the route after 30 m
+    ],
+)
+def test_routes_that_cannot_be_finished_end_honestly(env_kwargs, end, covered):
+    env = ScriptedInfoEnv(events={}, route_m=1000.0, **env_kwargs)
+    config = EvalConfig(seeds=(0,), blocked_s=5.0)
+    stats = run_route(env, ScriptedAgent([[0.5, 0.0]]), seed=0, config=config)
+    assert stats.end == end
+    assert stats.covered_m == pytest.approx(covered, abs=2.0)
+    assert score(stats).route_completion == pytest.approx(covered / 1000.0, abs=0.002)
+
+
+def test_a_slow_agent_times_out():
+    # The scripted car covers 0.5 m a step (15 m/s); at a 100 km/h timeout a 1 km route allows
+    # 36 s = 1,080 steps, in which it covers 540 m.
+    env = ScriptedInfoEnv(events={}, route_m=1000.0)
+    stats = run_route(
+        env, ScriptedAgent([[0.5, 0.0]]), seed=0, config=EvalConfig(seeds=(0,), timeout_kmh=100.0)
+    )
+    assert stats.end == "timeout" and stats.steps == 1080
+    assert score(stats).route_completion == pytest.approx(0.54)
 
 
 def test_driving_off_road_in_the_real_world_is_caught():
     """Full lock to the right leaves the road; the score drops below route completion."""
-    env = CONFIG.make_env()
+    env = CONFIG.make_env(hood_size=(36, 64))
     try:
-        stats = run_stats(env, ScriptedAgent([[0.6, 1.0]]), seed=1000, steps=240)
+        stats = run_route(
+            env, ScriptedAgent([[0.6, 1.0]]), seed=1000, config=EvalConfig(blocked_s=8.0)
+        )
     finally:
         env.close()
     assert stats.off_road_events >= 1 and stats.off_road_frames > 0
-    result = score(stats, reference_progress_m=100.0)
+    assert stats.end in ("blocked", "deviated")
+    result = score(stats)
     assert result.off_road_fraction > 0
-    assert result.driving_score < max(result.route_completion, 1e-9) or result.route_completion == 0
+    assert result.driving_score < result.route_completion or result.route_completion == 0
 
 
 def test_eval_command_writes_report(tmp_path: Path, capsys):
@@ -90,8 +172,14 @@ def test_eval_command_writes_report(tmp_path: Path, capsys):
             "random",
             "--seeds",
             "1000",
-            "--minutes",
-            "0.05",
+            "--route-m",
+            "200",
+            "--intersections",
+            "1",
+            "--blocked-s",
+            "5",
+            "--weather",
+            "night",
             "--out",
             str(out),
             "--no-progress",
@@ -100,16 +188,50 @@ def test_eval_command_writes_report(tmp_path: Path, capsys):
     assert code == 0
     data = json.loads((out / "report.json").read_text())
     assert set(data["agents"]) == {"random"} and data["seeds"] == [1000]
+    assert data["protocol"] == "town"
+    assert data["agents"]["random"]["seeds"][0]["weather"] == "night"
+    assert "driving_score" in data["agents"]["random"]["total"]
     assert (out / "report.md").read_text().startswith("# Evaluation")
-    assert (out / "totals.png").stat().st_size > 0
+    for png in ("totals.png", "driving_score_per_seed.png", "infractions.png"):
+        assert (out / png).stat().st_size > 0
     assert "driving_score" in capsys.readouterr().out
 
 
-def test_parse_seeds_and_bad_agent():
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--protocol", "highway"], "unknown protocol"),
+        (["--agent", "no/such/checkpoint"], "neither"),
+    ],
+)
+def test_bad_eval_arguments_say_what_is_wrong(args, message, capsys):
+    argv = ["eval", "--agent", "random", "--seeds", "1000", *args, "--no-progress"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert message in str(exc.value)
+
+
+def test_empty_seed_list_and_junk_checkpoint_are_one_line(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--agent", "random", "--seeds", ",", "--no-progress"])
+    assert exc.value.code != 0
+    assert "seeds" in capsys.readouterr().err
+    junk = tmp_path / "step-00000001.safetensors"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--agent", str(junk), "--seeds", "1000", "--no-progress"])
+    assert "does not load" in str(exc.value)
+
+
+def test_parse_seeds_and_bad_config():
     assert parse_seeds("3-5") == (3, 4, 5)
     assert parse_seeds("1,7") == (1, 7)
     with pytest.raises(ValueError, match="seeds"):
         parse_seeds("5-3")
-    with pytest.raises(ValueError, match="neither"):
-        agent_factory("no/such/checkpoint")
+    with pytest.raises(ValueError, match="protocol"):
+        EvalConfig(protocol="highway")
+    with pytest.raises(ValueError, match="seeds"):
+        EvalConfig(seeds=())
+    with pytest.raises(ValueError, match="route_m"):
+        EvalConfig(route_m=0)
     assert np.isfinite(PENALTY_VEHICLE)

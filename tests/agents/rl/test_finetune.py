@@ -31,7 +31,7 @@ def test_tiny_finetune_writes_loadable_checkpoints(
         warmup_steps=32,
         eval_every=0,
         eval_seeds=(1000,),
-        eval_minutes=0.02,
+        eval_route_m=40.0,
         buffer_size=200,
         device="cpu",
         progress=False,
@@ -80,7 +80,7 @@ def test_warmup_freezes_the_actor(bc_checkpoint: Path, tmp_path: Path) -> None:
         warmup_steps=10_000,
         eval_every=0,
         eval_seeds=(1000,),
-        eval_minutes=0.01,
+        eval_route_m=20.0,
         device="cpu",
         progress=False,
     )
