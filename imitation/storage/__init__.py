@@ -48,6 +48,7 @@ with checksums::
 
 from __future__ import annotations
 
+from imitation.storage.files import StoreWriteError
 from imitation.storage.format import CorruptChunkError, CorruptChunkWarning
 from imitation.storage.reader import ChunkInfo, SampleStore
 from imitation.storage.report import ChunkProblem, StoreReport
@@ -61,5 +62,6 @@ __all__ = [
     "SampleStore",
     "SampleWriter",
     "StorageConfig",
+    "StoreWriteError",
     "StoreReport",
 ]
