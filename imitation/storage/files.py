@@ -15,6 +15,7 @@ files are the truth about what exists; the journal only tells what should.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -137,12 +138,17 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:
     """Write ``data`` to ``path`` through a hidden temporary file and an atomic rename."""
     tmp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
-    with open(tmp, "xb") as f:
-        f.write(data)
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not keep the partial file
+            tmp.unlink(missing_ok=True)
+        raise
     if fsync:
         fsync_dir(path.parent)
 

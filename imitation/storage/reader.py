@@ -259,7 +259,8 @@ class SampleStore:
         self._chunks = tuple(keep)
         self._problems = tuple(problems)
         self._missing = missing
-        self._notes = notes
+        # What was repaired stays reported for this store object's life (verify rescans).
+        self._notes = tuple(dict.fromkeys((*getattr(self, "_notes", ()), *notes)))
         self._build_columns()
 
     def _resolve_layout(
