@@ -131,13 +131,13 @@ def compare(args: argparse.Namespace) -> None:
         f"storage speed, 90x160, {args.samples} samples, codec {args.codec}, "
         f"best of {args.rounds} alternated runs (samples/s)"
     )
-    print(f"{'':8} {'write':>10} {'read 1 thr':>12} {'read 2 thr':>12}")
+    print(f"{'':16} {'write':>10} {'read 1 thr':>12} {'read 2 thr':>12}")
     for k in ("before", "after"):
         b = best[k]
         label = f"{k} ({args.before})" if k == "before" else "after"
-        print(f"{label:8} {b['write']:>10,.0f} {b['read1']:>12,.0f} {b['read2']:>12,.0f}")
+        print(f"{label:16} {b['write']:>10,.0f} {b['read1']:>12,.0f} {b['read2']:>12,.0f}")
     d = {m: 100 * (best["after"][m] / best["before"][m] - 1) for m in best["after"]}
-    print(f"{'change':8} {d['write']:>+9.1f}% {d['read1']:>+11.1f}% {d['read2']:>+11.1f}%")
+    print(f"{'change':16} {d['write']:>+9.1f}% {d['read1']:>+11.1f}% {d['read2']:>+11.1f}%")
 
 
 def main() -> None:
