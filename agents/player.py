@@ -33,7 +33,7 @@ import numpy as np
 from agents.base import Agent
 from agents.bc import BCAgent
 from agents.stream import RunMetrics, StreamComposer, StreamInputs, StreamWriter
-from imitation.checkpoint import checkpoint_step, latest_checkpoint
+from imitation.checkpoint import CheckpointError, checkpoint_step, checkpoints_newest_first
 from wrappers.dead_zone import dead_zone_translate
 
 logger = logging.getLogger(__name__)
@@ -166,6 +166,7 @@ class Player:
         self._tick: deque[float] = deque(maxlen=60)
         self._pred_tick: deque[float] = deque(maxlen=60)
         self._pending: Path | None = None
+        self._rejected: set[tuple[Path, float]] = set()
         self.info: Mapping[str, Any] = {}
         self.checkpoint_path: Path | None = None
         self.watch_dir: Path | None = None
@@ -200,11 +201,18 @@ class Player:
     def _newer_checkpoint(self) -> Path | None:
         if self.watch_dir is None or self.checkpoint_path is None:
             return None
-        latest = latest_checkpoint(self.watch_dir)
+        latest = next(
+            (
+                c
+                for c in checkpoints_newest_first(self.watch_dir)
+                if (c, _mtime(c)) not in self._rejected
+            ),
+            None,
+        )
         if latest is None or latest.resolve() == self.checkpoint_path.resolve():
             return None
-        cur = (checkpoint_step(self.checkpoint_path), self.checkpoint_path.stat().st_mtime)
-        new = (checkpoint_step(latest), latest.stat().st_mtime)
+        cur = (checkpoint_step(self.checkpoint_path), _mtime(self.checkpoint_path))
+        new = (checkpoint_step(latest), _mtime(latest))
         return latest if new > cur else None
 
     def _maybe_swap(self, phase_started: bool) -> None:
@@ -218,7 +226,17 @@ class Player:
                 self._record("new_checkpoint_seen", checkpoint=str(newer))
         if phase_started and self._pending is not None:
             old = self.checkpoint_path
-            self.agent = self._load(self._pending, reason="swap")
+            try:
+                agent = self._load(self._pending, reason="swap")
+            except CheckpointError as exc:
+                # A junk or half-copied newer file must not stop the driving: keep the current
+                # weights, say why, and do not try that file again (unless it changes).
+                self._rejected.add((self._pending, _mtime(self._pending)))
+                self._record("skip_checkpoint", checkpoint=str(self._pending), reason=str(exc))
+                logger.warning("player keeps %s: %s", old, exc)
+                self._pending = None
+                return
+            self.agent = agent
             self.agent.reset()
             self.log[-1]["previous"] = str(old)
             self._pending = None
@@ -416,6 +434,13 @@ class Player:
             distance_m=distance + float(self.info.get("distance", 0.0)),
             collisions=collisions + int(self.info.get("collisions", 0)),
         )
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
 
 
 def _run_folder_of(path: Path) -> Path:

@@ -1,6 +1,9 @@
 """Storage throughput: write samples/s, random-batch read samples/s and bytes per sample.
 
-Run: ``python benchmarks/storage_speed.py`` (``--help`` for sizes). Frames are synthetic but
+Run: ``python benchmarks/storage_speed.py`` (``--help`` for sizes). ``--before REV`` also
+measures the storage code of git revision REV (e.g. ``e6bb1c3``: before the chunk journal,
+the header checks, the bounded decompression and the regular-file opens) in the same run,
+alternated with the current code, and prints both with the difference. Frames are synthetic but
 shaped like rendered driving frames (sky gradient, road with lane marks, flat-shaded boxes), which
 is what the embedded world produces; noisy camera images compress far less. Reads are of a warm
 store (its files in the page cache), as during training.
@@ -9,6 +12,11 @@ store (its files in the page cache), as during training.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -88,6 +96,50 @@ def measure(root: Path, h: int, w: int, n: int, batches: int, codec: str) -> dic
     return out
 
 
+def _measure_in(tree: Path | None, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Run the 90x160 measurement in a subprocess importing the code of ``tree`` (or this one)."""
+    env = dict(os.environ)
+    root = tree or Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = f"{root}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--samples", str(args.samples)]
+    cmd += ["--batches", str(args.batches), "--codec", args.codec]
+    out = subprocess.run(cmd, env=env, cwd=root, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Before (revision ``args.before``) and after (this tree), alternated, best of each."""
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = subprocess.run(
+            ["git", "-C", str(repo), "archive", args.before, "imitation", "gta_env"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        old = Path(tmp) / "before"
+        old.mkdir()
+        with tarfile.open(fileobj=__import__("io").BytesIO(tar)) as t:
+            t.extractall(old, filter="data")
+        runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        for _ in range(args.rounds):
+            runs["before"].append(_measure_in(old, args)["90x160"])
+            runs["after"].append(_measure_in(None, args)["90x160"])
+    best = {
+        k: {m: max(r[m] for r in v) for m in ("write", "read1", "read2")} for k, v in runs.items()
+    }
+    print(
+        f"storage speed, 90x160, {args.samples} samples, codec {args.codec}, "
+        f"best of {args.rounds} alternated runs (samples/s)"
+    )
+    print(f"{'':16} {'write':>10} {'read 1 thr':>12} {'read 2 thr':>12}")
+    for k in ("before", "after"):
+        b = best[k]
+        label = f"{k} ({args.before})" if k == "before" else "after"
+        print(f"{label:16} {b['write']:>10,.0f} {b['read1']:>12,.0f} {b['read2']:>12,.0f}")
+    d = {m: 100 * (best["after"][m] / best["before"][m] - 1) for m in best["after"]}
+    print(f"{'change':16} {d['write']:>+9.1f}% {d['read1']:>+11.1f}% {d['read2']:>+11.1f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5000, help="samples written for 90x160")
@@ -95,7 +147,18 @@ def main() -> None:
         "--batches", type=int, default=20, help="random batches of 256 per read run"
     )
     parser.add_argument("--codec", default="zstd", choices=["zstd", "zlib", "none"])
+    parser.add_argument("--before", default=None, help="also measure this git revision's code")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated runs with --before")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.before:
+        compare(args)
+        return
+    if args.json:  # one size, machine-readable (what --before runs in each tree)
+        with tempfile.TemporaryDirectory() as tmp:
+            r = measure(Path(tmp) / "s", 90, 160, args.samples, args.batches, args.codec)
+        print(json.dumps({"90x160": r}))
+        return
     sizes = [(90, 160, args.samples), (270, 480, max(256, args.samples // 5))]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

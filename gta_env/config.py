@@ -1,16 +1,24 @@
 """`EnvConfig`: every setting of `GTA5Drive-v0`, frozen and validated.
 
 Keyword arguments of ``gym.make("GTA5Drive-v0", ...)`` map one-to-one onto these fields; an
-unknown key or a bad value raises `ValueError` naming it.
+unknown key or a bad value raises `ValueError` naming it. Every number is bounded
+(:data:`INT_RANGES`, :data:`NUMBER_RANGES`): a value outside its range, or of the wrong type (a
+float where an integer belongs, a string, a bool), is refused rather than converted.
+
+The fields stay flat (``config.traffic``, ``config.bridge_port``: existing code and every
+``gym.make`` keyword read them directly) but are grouped in sections, in this order: the
+observation and action, the episode (towns, purpose, unstuck), the reward, the embedded world's
+living town (town size, traffic, lights, pedestrians, weather, renderer) and the game bridge
+(``bridge_*``, ``autopilot``). :data:`SECTIONS` names each section's fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from gta_env.fields import check_int, check_number
 from gta_env.sim.weather import WEATHERS
 
 CAMERA_PRESETS: dict[str, tuple[int, int]] = {
@@ -27,6 +35,84 @@ ACTION_MODES = ("pedal", "separate")
 ON_STUCK = ("teleport", "truncate")
 RENDERERS = ("software", "gl")
 PURPOSE_MODES = ("auto", "point", "route")
+SEED_MAX = 2**63 - 1
+"""The largest town seed (a seed is any non-negative 64-bit integer)."""
+
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "frame_skip": (1, 300),  # up to 10 s of game time per step
+    "town_grid": (2, 12),
+    "traffic": (0, 200),
+    "pedestrians": (0, 500),
+    "fade_frames": (1, 300),
+    "route_intersections": (0, 100),
+}
+"""Inclusive ``(min, max)`` of every integer field (``town_seed``: 0 to :data:`SEED_MAX`,
+``bridge_port``: 1 to 65535)."""
+
+NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
+    # name: (min, max, whether min itself is excluded)
+    "purpose_radius": (0.0, 1000.0, True),
+    "purpose_distance_scale": (0.0, 100_000.0, True),
+    "purpose_lookahead": (0.0, 1000.0, True),
+    "route_length": (0.0, 100_000.0, False),
+    "max_speed": (0.0, 200.0, True),
+    "stuck_window": (0.0, 600.0, True),
+    "stuck_distance": (0.0, 1000.0, False),
+    "reward_progress": (0.0, 1e6, False),
+    "reward_purpose": (0.0, 1e6, False),
+    "penalty_collision": (0.0, 1e6, False),
+    "penalty_red_light": (0.0, 1e6, False),
+    "penalty_off_road": (0.0, 1e6, False),
+    "penalty_stuck": (0.0, 1e6, False),
+    "bridge_timeout": (0.0, 60.0, True),
+}
+"""Range of every real-valued field (seconds, metres, m/s, reward units)."""
+
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "observation and action": (
+        "backend",
+        "hood_size",
+        "cinematic",
+        "cinematic_size",
+        "action_mode",
+        "frame_skip",
+        "max_speed",
+        "expert_in_info",
+    ),
+    "episode": (
+        "town_seed",
+        "purpose_marker",
+        "purpose_radius",
+        "purpose_distance_scale",
+        "purpose_mode",
+        "purpose_lookahead",
+        "route_length",
+        "route_intersections",
+        "on_stuck",
+        "stuck_window",
+        "stuck_distance",
+        "fade_frames",
+        "terminate_on_collision",
+    ),
+    "reward": (
+        "reward_progress",
+        "reward_purpose",
+        "penalty_collision",
+        "penalty_red_light",
+        "penalty_off_road",
+        "penalty_stuck",
+    ),
+    "embedded world": (
+        "town_grid",
+        "traffic",
+        "traffic_lights",
+        "pedestrians",
+        "weather",
+        "renderer",
+    ),
+    "game bridge": ("bridge_host", "bridge_port", "bridge_timeout", "autopilot"),
+}
+"""The config's fields by section (every field exactly once)."""
 
 
 def _size(name: str, value: Any) -> tuple[int, int]:
@@ -38,19 +124,24 @@ def _size(name: str, value: Any) -> tuple[int, int]:
             )
         return CAMERA_PRESETS[value]
     try:
-        h, w = (int(v) for v in value)
+        h, w = value
     except (TypeError, ValueError):
         raise ValueError(
             f"{name} must be (height, width) or a preset name, got {value!r}"
         ) from None
-    if not (16 <= h <= 2160 and 16 <= w <= 3840):
-        raise ValueError(f"{name}={value!r}: height must be in [16, 2160] and width in [16, 3840]")
-    return h, w
+    check_int(f"{name} height", h, minimum=16, maximum=2160)
+    check_int(f"{name} width", w, minimum=16, maximum=3840)
+    return int(h), int(w)
 
 
 @dataclass(frozen=True)
 class EnvConfig:
     """Settings of `GTA5DriveEnv`. See the env's docstring for what each one does.
+
+    Fields come in the sections of :data:`SECTIONS`; numbers are bounded by
+    :data:`INT_RANGES` and :data:`NUMBER_RANGES` (``town_seed`` in [0, 2**63 - 1],
+    ``bridge_port`` in [1, 65535]); a wrong type or a value out of range raises ``ValueError``
+    naming the field.
 
     Attributes:
         backend: ``"auto"`` (the game if its bridge answers, else the embedded world),
@@ -172,48 +263,21 @@ class EnvConfig:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        ints = {"frame_skip": 1, "town_grid": 2, "traffic": 0, "pedestrians": 0, "fade_frames": 1,
-                "route_intersections": 0}
-        for name, lo in ints.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-        if self.town_grid > 12:
-            raise ValueError(f"town_grid must be <= 12, got {self.town_grid}")
-        if self.town_seed is not None and (
-            isinstance(self.town_seed, bool)
-            or not isinstance(self.town_seed, int)
-            or self.town_seed < 0
-        ):
-            raise ValueError(f"town_seed must be None or an integer >= 0, got {self.town_seed!r}")
-        positive = (
-            "purpose_radius",
-            "purpose_distance_scale",
-            "purpose_lookahead",
-            "max_speed",
-            "stuck_window",
-            "bridge_timeout",
-        )
-        non_negative = (
-            "route_length",
-            "stuck_distance",
-            "reward_progress",
-            "reward_purpose",
-            "penalty_collision",
-            "penalty_red_light",
-            "penalty_off_road",
-            "penalty_stuck",
-        )
-        for name in positive + non_negative:
-            value = getattr(self, name)
-            ok = (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
+        for name, (lo, hi) in INT_RANGES.items():
+            check_int(name, getattr(self, name), minimum=lo, maximum=hi)
+        check_int("town_seed", self.town_seed, minimum=0, maximum=SEED_MAX, optional=True)
+        check_int("bridge_port", self.bridge_port, minimum=1, maximum=65535, optional=True)
+        for name, (low, high, open_low) in NUMBER_RANGES.items():
+            check_number(
+                name,
+                getattr(self, name),
+                minimum=None if open_low else low,
+                above=low if open_low else None,
+                maximum=high,
             )
-            if not ok or value < 0 or (name in positive and value == 0):
-                kind = "> 0" if name in positive else ">= 0"
-                raise ValueError(f"{name} must be a finite number {kind}, got {value!r}")
+        for name in ("backend", "action_mode", "on_stuck", "renderer", "purpose_mode", "weather"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         if self.bridge_host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(
                 f"bridge_host={self.bridge_host!r}: the game bridge only listens on loopback "

@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from gta_env.config import EnvConfig
+from gta_env.config import SEED_MAX, EnvConfig
+from gta_env.fields import check_int
 from gta_env.game import FRAME_DT, Controls, Game, Telemetry
 from gta_env.purpose import purpose_vector
 from gta_env.unstuck import StuckDetector
@@ -192,6 +193,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         town_seed = options.pop("town_seed", self.config.town_seed)
         if options:
             raise ValueError(f"unknown reset option(s) {sorted(options)}; valid: ['town_seed']")
+        check_int("options['town_seed']", town_seed, minimum=0, maximum=SEED_MAX, optional=True)
         if town_seed is None:
             town_seed = int(self.np_random.integers(2**31 - 1))
         self._town_seed = int(town_seed)
@@ -257,7 +259,11 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _controls(self, action: Any) -> Controls:
         expected = self.action_space.shape
         try:
-            a = np.asarray(action, dtype=np.float64)
+            raw = np.asarray(action)
+            # Strings ("0.5"), objects and bools are not actions: numpy would convert them.
+            if raw.dtype.kind not in "iuf":
+                raise TypeError
+            a = raw.astype(np.float64)
         except (TypeError, ValueError):
             raise ValueError(
                 f"action must be numeric with shape {expected}, got {action!r}"

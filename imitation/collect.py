@@ -28,9 +28,11 @@ If the main process dies, workers notice within a few steps, flush and exit.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import multiprocessing as mp
 import multiprocessing.connection as mpc
+import os
 import secrets
 import signal
 import time
@@ -46,7 +48,14 @@ import numpy as np
 from gta_env.fields import check_ints
 from imitation.balance import SCHEMES, BinFill, make_balancer
 from imitation.noise import ActionNoise, NoiseConfig
-from imitation.storage import CorruptChunkWarning, SampleStore, SampleWriter, StorageConfig
+from imitation.storage import (
+    CorruptChunkWarning,
+    SampleStore,
+    SampleWriter,
+    StorageConfig,
+    StoreWriteError,
+)
+from imitation.storage.files import write_error
 
 __all__ = ["CollectConfig", "CollectResult", "WorkerResult", "collect", "fill_line"]
 
@@ -382,11 +391,12 @@ def _worker_main(
             w.close()
         stats["committed"] = sum(w.committed_samples for w in writers)
         send("done", dict(stats, fill=None))
-    except BaseException:
+    except BaseException as exc:
         for w in writers:  # keep what was recorded before the error
             with contextlib.suppress(Exception):
                 w.close()
-        send("error", traceback.format_exc())
+        # A store that cannot be written (disk full, read-only) is not a bug: one line, no trace.
+        send("error", str(exc) if isinstance(exc, StoreWriteError) else traceback.format_exc())
         raise SystemExit(1) from None
     finally:
         if env is not None:
@@ -661,8 +671,14 @@ def collect(
 
     Raises:
         ValueError: If ``out`` holds a store of another frame size.
+        StoreWriteError: If ``out`` cannot be written (read-only, not permitted).
     """
-    config.out.mkdir(parents=True, exist_ok=True)
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+        if not os.access(config.out, os.W_OK):
+            raise OSError(errno.EACCES, "not writable")
+    except OSError as exc:
+        raise write_error(config.out, exc, "record") from None
     before, first_episode = _existing(config)
     ctx = mp.get_context("spawn")
     stop_event = ctx.Event()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from imitation.checkpoint import Checkpoint, load_checkpoint
+from imitation.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_newest_good
 from imitation.models import DrivingModel, as_model_inputs
 from wrappers.preprocessing import Preprocessing
 
@@ -54,9 +55,25 @@ class BCPolicy:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> BCPolicy:
-        """Load from a checkpoint file, or the newest checkpoint of a run folder."""
+        """Load from a checkpoint file, or the newest checkpoint of a run folder that loads.
+
+        In a run folder, broken newer checkpoints are skipped with a ``CheckpointWarning``.
+
+        Raises:
+            CheckpointError: Saying what is wrong with the file (or that no checkpoint of the
+                folder loads).
+        """
+        return load_newest_good(path, lambda file: cls._load_file(file, device))
+
+    @classmethod
+    def _load_file(cls, path: Path, device: str | torch.device) -> BCPolicy:
         ckpt: Checkpoint = load_checkpoint(path)
-        pre = Preprocessing.from_dict(ckpt.meta["preprocessing"])
+        try:
+            pre = Preprocessing.from_dict(ckpt.meta["preprocessing"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} has an invalid preprocessing ({exc})"
+            ) from None
         meta = {
             k: v for k, v in ckpt.meta.items() if k in ("model_name", "step", "created", "format")
         }

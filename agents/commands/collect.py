@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     """Collect; print where the samples went and a one-line summary."""
     from imitation.collect import CollectConfig, collect
     from imitation.noise import NoiseConfig
-    from imitation.storage import StorageConfig
+    from imitation.storage import StorageConfig, StoreWriteError
 
     try:
         storage = config_from_args(
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             args, CollectConfig, noise=NoiseConfig.parse(args.noise), storage=storage
         )
         result = collect(config, progress=not args.no_progress)
-    except ValueError as exc:
+    except (ValueError, StoreWriteError) as exc:
         raise SystemExit(f"gta5drive collect: {exc}") from None
     for w in result.workers:
         if w.error:

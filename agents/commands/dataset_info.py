@@ -13,8 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="describe a demonstration store: counts, bytes/sample, corrupt chunks, histograms",
         description=(
             "Print samples, chunks, episodes, towns, bytes per sample and skipped (corrupt or "
-            "truncated) chunks of the store in DIR, and draw action histograms. Exit status 1 "
-            "when corrupt chunks were found."
+            "truncated), duplicated and missing chunks of the store in DIR, and draw action "
+            "histograms. Exit status 1 when a chunk was skipped or is missing."
         ),
     )
     p.add_argument("dir", type=Path, help="the store directory")
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=None,
-        help="histogram folder (default: runs/dataset-info/<DIR name>)",
+        help="histogram folder (default: <DIR>.info beside the store)",
     )
     p.add_argument("--verify", action="store_true", help="also decode every frame (slow)")
     p.set_defaults(func=run)
@@ -43,20 +43,25 @@ def run(args: argparse.Namespace) -> int:
         report = store.verify() if args.verify else store.report()
     print(report)
     if report.samples:
-        out = args.out or Path("runs/dataset-info") / args.dir.resolve().name
+        out = args.out or args.dir.resolve().with_name(args.dir.resolve().name + ".info")
         action = store.column("action")
         executed = store.column("executed_action")
-        png = save_value_histograms(
-            out / "actions.png",
-            {
-                "throttle_brake (label)": action[:, 0],
-                "steering (label)": action[:, 1],
-                "throttle_brake (executed)": executed[:, 0],
-                "steering (executed)": executed[:, 1],
-            },
-            title=f"{args.dir.name}: {report.samples} samples",
-        )
+        try:
+            png = save_value_histograms(
+                out / "actions.png",
+                {
+                    "throttle_brake (label)": action[:, 0],
+                    "steering (label)": action[:, 1],
+                    "throttle_brake (executed)": executed[:, 0],
+                    "steering (executed)": executed[:, 1],
+                },
+                title=f"{args.dir.name}: {report.samples} samples",
+            )
+        except OSError as exc:
+            png = None
+            print(f"  histograms not written to {out}: {exc.strerror or exc} (give --out)")
         speed = store.column("speed")[:, 0]
         print(f"  speed: mean {speed.mean():.1f} m/s, max {speed.max():.1f} m/s")
-        print(f"histograms: {png}")
-    return 1 if report.corrupt else 0
+        if png is not None:
+            print(f"histograms: {png}")
+    return 0 if report.ok else 1

@@ -26,6 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--address", default=None, help="join this Ray cluster instead of a local one")
+    p.add_argument(
+        "--allow-unauthenticated-ray",
+        action="store_true",
+        help="join a Ray cluster without token authentication (anyone reaching it can run code)",
+    )
     p.add_argument("--minutes", type=float, default=10.0, help="run this long (Ctrl-C stops too)")
     add_config_flags(
         p,
@@ -137,10 +142,20 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         seconds=args.minutes * 60,
         ray_options=RayOptions(
-            address=args.address, dashboard=args.dashboard, dashboard_host=args.dashboard_host
+            address=args.address,
+            dashboard=args.dashboard,
+            dashboard_host=args.dashboard_host,
+            allow_unauthenticated=args.allow_unauthenticated_ray,
         ),
         console=not args.no_console,
     )
+    samples = summary.get("samples") or {}
+    if samples:
+        print(
+            f"samples: {samples['sent']} sent, {samples['durable']} durable (acknowledged), "
+            f"{samples['resent']} re-sent, {samples['lost']} lost, "
+            f"{samples['duplicates_skipped']} duplicates skipped, {samples['stored']} in storage"
+        )
     trainer = summary.get("trainer")
     if trainer is None:
         print("the trainer did not answer when stopped: no final counts")

@@ -5,6 +5,10 @@ A :class:`~imitation.record.Recorder` drives the embedded world's autopilot with
 whole to the trainer (:meth:`agents.live.trainer.TrainerWorker.push`) instead of to disk — the
 trainer owns the storage. At most ``max_in_flight`` sends wait for their acknowledgement
 (back-pressure: a slow trainer slows the collectors down instead of piling sets up in memory).
+The trainer acknowledges a send only once its samples are committed to storage; a send it did
+not acknowledge (it was killed or restarting) is sent again, up to ``SEND_ATTEMPTS`` times,
+and counted as re-sent, or at last as lost: ``durable + lost == sent`` once every send is
+answered, and the trainer skips samples it already stored, so none is counted twice.
 
 Episode ``n`` of collector ``i`` of ``K`` drives town ``seed + i + K * n``: the collectors' towns
 are disjoint. A collector restarted by Ray after a crash starts a fresh series of towns (its
@@ -28,6 +32,9 @@ from imitation.balance import BalancedSet, BinFill, make_balancer
 from imitation.noise import ActionNoise
 from imitation.record import Recorder
 from imitation.sample import Sample
+
+SEND_ATTEMPTS = 4
+"""Tries per set before its samples count as lost."""
 
 SendSets = Callable[[int, list[tuple[str | None, tuple[Sample, ...]]]], Any]
 """Sends one collector's sets; returns something :class:`CollectorWorker` can wait on."""
@@ -91,10 +98,13 @@ class CollectorWorker(BackgroundWorker):
         self.sent_samples = 0
         self.sent_sets = 0
         self.failed_sends = 0
+        self.durable_samples = 0
+        self.resent_samples = 0
+        self.lost_samples = 0
         self.episodes = 0
         self.fill: dict[str, BinFill] = {}
         self.first_sample_at: float | None = None
-        self._in_flight: collections.deque[Any] = collections.deque()
+        self._in_flight: collections.deque[tuple[Any, Any, int, int]] = collections.deque()
         self._start(start)
 
     def _loop(self) -> None:
@@ -153,23 +163,35 @@ class CollectorWorker(BackgroundWorker):
         recorder.outbox.clear()
         n = sum(len(items) for _, items in sets)
         if self.send is not None:
-            self._in_flight.append(self.send(self.index, sets))
+            self._in_flight.append((self.send(self.index, sets), sets, n, 1))
         elif self.trainer is not None:
-            self._in_flight.append(self.trainer.push.remote(self.index, sets))
+            self._in_flight.append((self.trainer.push.remote(self.index, sets), sets, n, 1))
         self.sent_samples += n
         self.sent_sets += len(sets)
         while len(self._in_flight) > self.config.max_in_flight:
             self._wait(self._in_flight.popleft())
 
-    def _wait(self, pending: Any) -> None:
-        if self.trainer is None or pending is None:
+    def _wait(self, pending: tuple[Any, Any, int, int]) -> None:
+        ref, sets, n, attempt = pending
+        if self.trainer is None or ref is None:
+            self.durable_samples += n  # a plain ``send`` (benchmarks) has no acknowledgement
             return
         import ray
 
-        try:
-            ray.get(pending, timeout=120)
-        except ray_errors():  # trainer restarting: the set is lost to training, not to the run
-            self.failed_sends += 1
+        while True:
+            try:
+                ray.get(ref, timeout=120)
+                self.durable_samples += n
+                return
+            except ray_errors():  # trainer killed or restarting: not acknowledged, send again
+                self.failed_sends += 1
+                if attempt >= SEND_ATTEMPTS:
+                    self.lost_samples += n
+                    return
+                time.sleep(min(10.0, 2.0 * attempt))
+                attempt += 1
+                self.resent_samples += n
+                ref = self.trainer.push.remote(self.index, sets)
 
     def _drain(self) -> None:
         while self._in_flight:
@@ -190,6 +212,9 @@ class CollectorWorker(BackgroundWorker):
             sent_samples=self.sent_samples,
             sent_sets=self.sent_sets,
             failed_sends=self.failed_sends,
+            durable_samples=self.durable_samples,
+            resent_samples=self.resent_samples,
+            lost_samples=self.lost_samples,
             episodes=self.episodes,
             fill=dict(self.fill),
             error=self.error,
@@ -201,4 +226,4 @@ class CollectorWorker(BackgroundWorker):
         return self.stats()
 
 
-__all__ = ["CollectorWorker", "SetRecorder", "incarnation"]
+__all__ = ["SEND_ATTEMPTS", "CollectorWorker", "SetRecorder", "incarnation"]

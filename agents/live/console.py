@@ -163,6 +163,11 @@ def render(snap: Snapshot) -> Any:
         step = str(t.step)
         if t.restored_step:
             step += f" (resumed {t.restored_step}, warm {t.warm_samples})"
+        if t.loop_restarts:
+            step += (
+                f"\n[yellow]training loop restarted {t.loop_restarts}x[/yellow] after: "
+                f"{t.last_loop_error}"
+            )
         if t.error:
             step = "[red]error[/red] " + step
         tt.add_row(

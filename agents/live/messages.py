@@ -86,6 +86,10 @@ class CollectorStatus(Message):
         sent_samples: samples sent to the trainer.
         sent_sets: sets sent.
         failed_sends: sends the trainer did not acknowledge (it was restarting).
+        durable_samples: samples the trainer acknowledged, which it does only once they are
+            committed to storage.
+        resent_samples: samples sent again after an unacknowledged send.
+        lost_samples: samples given up on after every retry failed.
         episodes: episodes started.
         fill: the balancer's queued samples per bin, per output.
         error: the traceback that stopped the recording thread, or None.
@@ -103,6 +107,9 @@ class CollectorStatus(Message):
     sent_sets: int
     failed_sends: int
     episodes: int
+    durable_samples: int = 0
+    resent_samples: int = 0
+    lost_samples: int = 0
     fill: dict[str, BinFill] = field(default_factory=dict)
     error: str | None = None
     role: str = "collector"
@@ -133,6 +140,10 @@ class TrainerStatus(Message):
         committed_samples: samples committed to storage.
         version: the last published weight version (-1: none yet).
         publishes: publications of this process.
+        duplicate_samples: received samples skipped because storage already held them (a set
+            re-sent after the trainer committed it but died before acknowledging).
+        loop_restarts: times the training loop was restarted after an error.
+        last_loop_error: the last line of the error that restarted it, or None.
         error: the traceback that stopped training, or None.
         role: always ``"trainer"``.
     """
@@ -157,6 +168,9 @@ class TrainerStatus(Message):
     committed_samples: int = 0
     version: int = -1
     publishes: int = 0
+    duplicate_samples: int = 0
+    loop_restarts: int = 0
+    last_loop_error: str | None = None
     error: str | None = None
     role: str = "trainer"
 

@@ -7,10 +7,17 @@ and restarts collectors, players and the trainer when their process dies (Ray
 (:meth:`LiveSystem.stop`, also on Ctrl-C) goes collectors → players → trainer, so that every
 set sent is stored and the final checkpoint is written before Ray shuts down.
 
-Security: a local instance keeps Ray's token authentication on (Ray versions that have it, checked on
-2.60, turn it on for new local clusters and write the token to ``~/.ray/auth_token``); the live system refuses to
-start when ``RAY_AUTH_MODE=disabled`` is set. The dashboard is off unless asked for, and then
-binds to 127.0.0.1 unless another host is given.
+Security: a local instance binds Ray to 127.0.0.1 only (its node address is pinned to loopback,
+so no Ray port is reachable from the network) and keeps Ray's token authentication on (Ray
+2.60, the version checked here, turns it on for new local clusters and writes the token to
+``~/.ray/auth_token``); the live system refuses to start when ``RAY_AUTH_MODE=disabled`` is
+set, refuses a Ray without token authentication, and refuses to join a cluster that does not
+authenticate, unless ``RayOptions.allow_unauthenticated`` asks for it. The dashboard is off
+unless asked for, and then binds to 127.0.0.1 unless another host is given.
+
+Accounting: the final summary's ``samples`` says how many samples collectors sent, how many
+the trainer acknowledged as durable, re-sent after a trainer died, lost, skipped as already
+stored, and how many the storage holds.
 """
 
 from __future__ import annotations
@@ -75,9 +82,12 @@ class RayOptions:
         dashboard_host: the dashboard's bind address (loopback unless asked otherwise).
         num_cpus: logical CPUs of a local instance; default: enough for every actor's
             request, at least the machine's CPU count.
+        allow_unauthenticated: join a cluster without token authentication, or use a Ray
+            without it (anyone who reaches such a cluster can run code on it).
     """
 
     address: str | None = None
+    allow_unauthenticated: bool = False
     dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
     num_cpus: float | None = None
@@ -118,20 +128,38 @@ class LiveSystem:
         """Start or join Ray and create every actor (returns self)."""
         ray, opts, cfg = self.ray, self.ray_options, self.config
         check_auth_not_disabled()
+        if auth_status() == "unsupported" and not opts.allow_unauthenticated:
+            raise RuntimeError(
+                f"Ray {ray.__version__} has no token authentication (2.60 has it): "
+                'pip install -U "gta5drive[live]", or pass '
+                "RayOptions(allow_unauthenticated=True) / --allow-unauthenticated-ray"
+            )
         cfg.out.mkdir(parents=True, exist_ok=True)
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False}
             if opts.address is None:
                 cpus = opts.num_cpus or max(float(os.cpu_count() or 1), self._needed_cpus())
+                pin_ray_to_loopback()
                 kwargs.update(
                     num_cpus=int(math.ceil(cpus)),
                     include_dashboard=opts.dashboard,
                     dashboard_host=opts.dashboard_host,
+                    _node_ip_address="127.0.0.1",
                 )
             else:
                 kwargs["address"] = opts.address
             ray.init(**kwargs)
             self.started_ray = True
+            joined_open = opts.address is not None and auth_status() != "token"
+            if joined_open and not opts.allow_unauthenticated:
+                ray.shutdown()
+                self.started_ray = False
+                raise RuntimeError(
+                    f"the Ray cluster at {opts.address} does not use token authentication: "
+                    "anyone who reaches it can run code on it. Start it with "
+                    "RAY_AUTH_MODE=token (and its token in ~/.ray/auth_token here), or pass "
+                    "RayOptions(allow_unauthenticated=True) / --allow-unauthenticated-ray"
+                )
         self.header = [
             f"gta5drive live: {cfg.collectors} collectors, 1 trainer, {cfg.players} players; "
             f"run folder {cfg.out}",
@@ -249,6 +277,7 @@ class LiveSystem:
         collectors = _gather(ray, [a.stop.remote() for a in self.collectors], timeout)
         players = _gather(ray, [a.stop.remote() for a in self.players], timeout)
         trainer = _gather(ray, [self.trainer.stop.remote()], timeout)[0]
+        stored = stored_samples(self.config)
         history = _gather(ray, [self.trainer.publish_history.remote()], 10)[0]
         for actor in [*self.collectors, *self.players, self.trainer]:
             with contextlib.suppress(Exception):
@@ -264,6 +293,7 @@ class LiveSystem:
                 for p in players
             ],
             "restarts": self.meter.restarts,
+            "samples": sample_accounting(collectors, trainer, stored),
         }
         self._log(self.summary)
         if self.started_ray:
@@ -277,12 +307,60 @@ class LiveSystem:
 
 
 class _RayTrainer(TrainerWorker):
-    """The trainer actor: publishes with ``ray.put`` so players share one copy of the weights."""
+    """The trainer actor: publishes with ``ray.put`` so players share one copy of the weights.
+
+    A training loop that keeps failing exits the process, so that Ray restarts the actor.
+    """
 
     def __init__(self, *, config: LiveConfig) -> None:
         import ray
 
         super().__init__(config=config, put=ray.put)
+        self.exit_on_failure = True
+
+
+def pin_ray_to_loopback() -> None:
+    """Make a local Ray instance bind its node address to 127.0.0.1 (not the network's).
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` alone is turned into the machine's reachable IP
+    on Linux; with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's single-machine mode, the
+    default on Windows and macOS) it stays loopback, for the driver and every worker process.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    with contextlib.suppress(ImportError, AttributeError):  # already imported: update it
+        constants = importlib.import_module("ray._private.ray_constants")
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
+
+
+def stored_samples(config: LiveConfig) -> int | None:
+    """Samples in the run's storage now (None if it cannot be read)."""
+    import warnings
+
+    from imitation.storage import CorruptChunkWarning, SampleStore
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptChunkWarning)
+            with SampleStore(config.storage_dir, update_index=False) as store:
+                return len(store)
+    except (OSError, ValueError):
+        return None
+
+
+def sample_accounting(
+    collectors: list[Any], trainer: Any, stored: int | None
+) -> dict[str, int | None]:
+    """Sent, durable, re-sent and lost samples over every collector, with the trainer's view."""
+    alive = [c for c in collectors if c is not None]
+    return {
+        "sent": sum(c.sent_samples for c in alive),
+        "durable": sum(c.durable_samples for c in alive),
+        "resent": sum(c.resent_samples for c in alive),
+        "lost": sum(c.lost_samples for c in alive),
+        "duplicates_skipped": None if trainer is None else trainer.duplicate_samples,
+        "stored": stored,
+        "collectors_unreachable": len(collectors) - len(alive),
+    }
 
 
 def _gather(ray: Any, refs: list[Any], timeout: float) -> list[Any]:
@@ -340,5 +418,8 @@ __all__ = [
     "RayOptions",
     "auth_status",
     "check_auth_not_disabled",
+    "pin_ray_to_loopback",
+    "sample_accounting",
+    "stored_samples",
     "run_live",
 ]

@@ -2,11 +2,19 @@
 
 Every balanced set a collector sends (:meth:`TrainerWorker.push`) is
 
-1. appended to the rotating storage (:class:`imitation.storage.SampleWriter`, one atomically
-   written chunk per ``chunk_samples``; ``StorageConfig.max_bytes`` caps the disk use), then
+1. appended to the rotating storage (:class:`imitation.storage.SampleWriter`;
+   ``StorageConfig.max_bytes`` caps the disk use) and **committed before the push returns**: the
+   acknowledgement a collector waits for means "durable", so a ``kill -9`` of the trainer loses
+   no acknowledged sample, and a collector re-sends what was not acknowledged. Samples already in
+   storage (keyed by episode and step: a set committed just before the kill, then re-sent) are
+   skipped and counted, never stored twice; then
 2. queued in an inbox that the training loop drains into its buffers whenever they have room
    (:meth:`imitation.buffer.BufferSet.refill_from_stream`); when the trainer cannot keep up, the
    oldest waiting sets leave the inbox (they stay in storage).
+
+An error in the training loop restarts the loop (the console says why); after
+``LOOP_RESTARTS`` errors in a row the trainer process exits, so that Ray restarts the actor
+(warm restart) instead of storing data nobody trains on.
 
 The training loop is :class:`imitation.train.Trainer` in stream mode, run ``publish_every``
 steps at a time; after each stretch it checkpoints (model, optimiser, scheduler, step, RNG) and
@@ -42,6 +50,9 @@ from agents.live.weights import WeightsBundle
 from imitation.checkpoint import checkpoint_step, latest_checkpoint
 from imitation.storage import CorruptChunkWarning, SampleStore, SampleWriter
 from imitation.train import Trainer
+
+LOOP_RESTARTS = 3
+"""Training-loop errors in a row after which the trainer process exits (Ray restarts it)."""
 
 
 class TrainerStopped(Exception):
@@ -126,6 +137,7 @@ class TrainerWorker:
         torch.set_num_threads(config.torch_threads)
         self.config = config
         self.put = put or (lambda bundle: bundle)
+        self.exit_on_failure = False  # the Ray actor sets it: a failing loop restarts the actor
         self.pid = os.getpid()
         self.started_at = time.time()
         self.inbox = Inbox(limit=config.inbox_limit, per_output=config.train.buffer.per_output)
@@ -137,7 +149,11 @@ class TrainerWorker:
         self.restored_step = self.trainer.step
         self.resumed_from = str(resume) if resume is not None else None
         self.warm_samples = self._warm_fill()
+        self._stored_keys = self._stored_sample_keys()
         self.writer = SampleWriter(config.storage_dir, config=config.storage)
+        self.duplicate_samples = 0
+        self.loop_restarts = 0
+        self.last_loop_error: str | None = None
         self.received_samples = 0
         self.received_sets = 0
         self.per_collector: dict[int, int] = collections.defaultdict(int)
@@ -171,25 +187,57 @@ class TrainerWorker:
             store.close()
         return int(sum(counts.values()))
 
+    def _stored_sample_keys(self) -> set[tuple[int, int]]:
+        """``(episode_id, step)`` of every stored sample (to skip re-sent ones)."""
+        root = self.config.storage_dir
+        if not root.is_dir() or not any(root.glob("*.g5c")):
+            return set()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptChunkWarning)
+            store = SampleStore(root)
+        try:
+            pairs = zip(
+                store.column("episode_id").tolist(), store.column("step").tolist(), strict=True
+            )
+            return {(int(e), int(s)) for e, s in pairs}
+        finally:
+            store.close()
+
     def push(self, collector: int, sets: Sequence[tuple[str | None, Sequence[Any]]]) -> int:
-        """Receive balanced sets: store them, then queue them for the buffers.
+        """Receive balanced sets: store and commit them, then queue them for the buffers.
+
+        Returning is the acknowledgement: every sample of ``sets`` is durable by then (or was
+        already stored: a re-sent set).
 
         Args:
             collector: index of the sending collector (for the console).
             sets: ``(output, samples)`` pairs; ``output`` is None for combined sets.
 
         Returns:
-            samples received.
+            samples acknowledged (durable).
+
+        Raises:
+            RuntimeError: When the run is ending (the storage is closed): not acknowledged.
         """
         n = 0
         with self._lock:
             if self.stopped:
-                return 0  # the storage is closed: the run is ending
+                raise RuntimeError("the trainer is stopping: set not stored")
             for output, samples in sets:
-                self.writer.extend(list(samples))
-                self.inbox.put(output, list(samples))
+                fresh = []
+                for sample in samples:
+                    key = (int(sample.episode_id), int(sample.step))
+                    if key in self._stored_keys:
+                        self.duplicate_samples += 1
+                        continue
+                    self._stored_keys.add(key)
+                    fresh.append(sample)
+                self.writer.extend(fresh)
+                if fresh:
+                    self.inbox.put(output, fresh)
                 n += len(samples)
                 self.received_sets += 1
+            self.writer.flush()  # durable before the acknowledgement
             self.received_samples += n
             self.per_collector[int(collector)] += n
         return n
@@ -198,20 +246,46 @@ class TrainerWorker:
 
     def _loop(self) -> None:
         cfg = self.config
-        try:
-            while not self.stopped:
-                try:
-                    self.trainer.train(steps=cfg.publish_every)
-                except TrainerStopped:
-                    break
-                except RuntimeError as exc:
-                    if "stream gave nothing" in str(exc):
-                        continue  # collectors are (re)starting: keep waiting
-                    raise
+        errors_in_a_row = 0
+        while not self.stopped:
+            try:
+                self.trainer.train(steps=cfg.publish_every)
                 self._prune_checkpoints()
                 self._publish()
-        except BaseException:
-            self.error = traceback.format_exc()
+                errors_in_a_row = 0
+            except TrainerStopped:
+                break
+            except RuntimeError as exc:
+                if "stream gave nothing" in str(exc):
+                    continue  # collectors are (re)starting: keep waiting
+                errors_in_a_row = self._loop_failed(errors_in_a_row)
+            except Exception:
+                errors_in_a_row = self._loop_failed(errors_in_a_row)
+
+    def _loop_failed(self, errors_in_a_row: int) -> int:
+        """Record a training-loop error; restart the loop, or the actor after too many."""
+        text = traceback.format_exc()
+        self.loop_restarts += 1
+        self.last_loop_error = text.strip().splitlines()[-1]
+        errors_in_a_row += 1
+        print(
+            f"live trainer: training loop failed ({self.last_loop_error}); "
+            + (
+                "restarting the loop"
+                if errors_in_a_row < LOOP_RESTARTS
+                else f"{LOOP_RESTARTS} failures in a row: restarting the trainer process"
+            ),
+            flush=True,
+        )
+        if errors_in_a_row >= LOOP_RESTARTS:
+            self.error = text
+            if self.exit_on_failure:
+                with contextlib.suppress(Exception), self._lock:
+                    self.writer.flush()
+                os._exit(1)  # Ray restarts the actor: a warm restart from checkpoint and storage
+            self.stopped = True  # outside Ray: stop storing data nobody trains on
+        time.sleep(min(5.0, 0.5 * errors_in_a_row))
+        return errors_in_a_row
 
     def _publish(self) -> None:
         bundle = WeightsBundle.from_model(
@@ -275,6 +349,9 @@ class TrainerWorker:
             received_sets=int(self.received_sets),
             per_collector=dict(self.per_collector),
             committed_samples=int(self.writer.committed_samples),
+            duplicate_samples=int(self.duplicate_samples),
+            loop_restarts=int(self.loop_restarts),
+            last_loop_error=self.last_loop_error,
             version=int(self.version),
             publishes=len(self.publish_log),
             error=self.error,
@@ -306,4 +383,4 @@ class TrainerWorker:
         return self.stats()
 
 
-__all__ = ["Inbox", "TrainerStopped", "TrainerWorker"]
+__all__ = ["LOOP_RESTARTS", "Inbox", "TrainerStopped", "TrainerWorker"]

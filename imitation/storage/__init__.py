@@ -9,7 +9,11 @@ A store is a directory of immutable *chunk files* (``*.g5c``), each holding up t
 ``StorageConfig.chunk_samples`` samples, plus two small JSON files:
 
 - ``store.json``: the frame layout every chunk must share (hood and cinematic shapes). Created
-  atomically by the first writer; rebuilt from the first valid chunk if it is missing.
+  atomically by the first writer. Chunks describe themselves, so the oldest valid chunk's layout
+  wins: a ``store.json`` that is missing, malformed or disagrees with the chunks is rebuilt from
+  them (and named in the report), never turning good chunks into "corrupt" ones.
+- ``chunks.log``: the journal of committed and rotated chunks, so a chunk deleted by anything
+  else is reported *missing* (with its sample count) instead of lost silently.
 - ``index.json``: a *cache* of chunks whose payload checksum was already verified (name, size,
   modification time). Chunk files are the truth: a chunk missing from the cache, or whose size or
   time changed, is verified again on open; a stale or missing cache only costs time.
@@ -37,6 +41,12 @@ with checksums::
   flight). The trailer carries a CRC of the header and metadata, the header a CRC of all frame
   bytes, and each frame its own CRC: truncated or corrupted chunks are reported by file name
   (a :class:`CorruptChunkWarning` and :meth:`SampleStore.report`) and skipped; the rest reads.
+- **Damage**: a chunk whose header names it differently (a copy under a second valid name) is
+  skipped, not counted twice; a header key missing or of the wrong type skips that chunk only;
+  every decompression is bounded by the expected frame size (a crafted "bomb" is rejected
+  before it allocates); only regular files are opened (a FIFO never blocks); reading works on a
+  read-only store, and a writer says "read-only" or "disk full" (removing its temporary file,
+  keeping every committed chunk) instead of a traceback.
 - **Several writers** may share a directory (parallel collectors): a chunk's name is
   ``<commit time ns>-<writer id>-<sequence>-n<count>.g5c``, unique per writer, and sorting names
   orders chunks by commit time, which defines the global sample index. Rerunning a writer on a
@@ -48,6 +58,7 @@ with checksums::
 
 from __future__ import annotations
 
+from imitation.storage.files import StoreWriteError
 from imitation.storage.format import CorruptChunkError, CorruptChunkWarning
 from imitation.storage.reader import ChunkInfo, SampleStore
 from imitation.storage.report import ChunkProblem, StoreReport
@@ -61,5 +72,6 @@ __all__ = [
     "SampleStore",
     "SampleWriter",
     "StorageConfig",
+    "StoreWriteError",
     "StoreReport",
 ]

@@ -40,10 +40,12 @@ __all__ = [
     "Trailer",
     "chunk_count_from_name",
     "chunk_name",
+    "check_header",
     "check_payload",
     "decode_chunk",
     "decode_footer",
     "encode_chunk",
+    "is_shape",
     "layout_of",
     "parse_trailer",
 ]
@@ -116,11 +118,32 @@ class Codec:
         return bytes(data)
 
     def decompress(self, blob: bytes | memoryview, size: int) -> bytes:
-        """One frame's bytes from its blob (``size``: the expected length, an upper bound)."""
+        """One frame's bytes from its blob, never more than ``size`` (the expected length).
+
+        A crafted blob (a "compression bomb": 8 KB that claims or expands to 256 MiB) is
+        rejected before anything larger than ``size`` is allocated: zstd allocates what the
+        frame header claims, so the claim is checked first; zlib is inflated at most
+        ``size + 1`` bytes.
+
+        Raises:
+            ValueError: If the blob would decode to more than ``size`` bytes, or does not decode.
+        """
         if self.name == "zstd":
+            import zstandard
+
+            claimed = zstandard.frame_content_size(blob)
+            if claimed > size:
+                raise ValueError(f"frame claims {claimed} bytes, more than the {size} expected")
+            # Without a claim (-1), max_output_size bounds the output buffer.
             return self._d.decompress(blob, max_output_size=size)
         if self.name == "zlib":
-            return zlib.decompress(blob, bufsize=size)
+            d = zlib.decompressobj()
+            raw = d.decompress(blob, size + 1)
+            if len(raw) > size or d.unconsumed_tail:
+                raise ValueError(f"frame expands to more than the {size} bytes expected")
+            return raw
+        if len(blob) > size:
+            raise ValueError(f"frame has {len(blob)} bytes, more than the {size} expected")
         return bytes(blob)
 
 
@@ -296,14 +319,62 @@ def decode_footer(footer: bytes, trailer: Trailer, *, expected_n: int | None = N
         header = json.loads(footer[trailer.json_offset - trailer.meta_offset :])
     except ValueError as exc:
         raise ChunkFormatError(f"unreadable JSON header ({exc})") from None
+    if not isinstance(header, dict):
+        raise ChunkFormatError(f"JSON header is a {type(header).__name__}, not an object")
     if header.get("format") != FORMAT_VERSION:
         raise ChunkFormatError(f"unsupported chunk format {header.get('format')!r}")
-    n = int(header["n"])
+    check_header(header)
+    n = header["n"]
     if expected_n is not None and n != expected_n:
         raise ChunkFormatError(f"header says {n} samples, file name says {expected_n}")
+    try:
+        return _decode_arrays(footer, trailer, header)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ChunkFormatError(f"malformed field table ({type(exc).__name__}: {exc})") from None
+
+
+def is_shape(value: Any) -> bool:
+    """Whether ``value`` is a JSON frame shape ``[H, W, 3]`` with sides in [1, 8192]."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in value)
+        and value[2] == 3
+    )
+
+
+def check_header(header: Mapping[str, Any]) -> None:
+    """Check the keys every chunk header must have, and their types.
+
+    Raises:
+        ChunkFormatError: Naming the first key that is missing or of the wrong type.
+    """
+    checks: tuple[tuple[str, Any], ...] = (
+        ("n", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        ("codec", lambda v: v in CODECS),
+        ("hood_shape", is_shape),
+        ("cinematic_shape", lambda v: v is None or is_shape(v)),
+        ("frames_crc32", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        ("fields", lambda v: isinstance(v, list)),
+    )
+    for key, ok in checks:
+        if key not in header:
+            raise ChunkFormatError(f"header key {key!r} missing")
+        if not ok(header[key]):
+            raise ChunkFormatError(f"header key {key!r} has a bad value {header[key]!r}")
+    for key in ("writer_id", "seq", "created_ns"):
+        if key in header and not isinstance(header[key], str if key == "writer_id" else int):
+            raise ChunkFormatError(f"header key {key!r} has a bad value {header[key]!r}")
+
+
+def _decode_arrays(footer: bytes, trailer: Trailer, header: dict[str, Any]) -> Footer:
+    n = int(header["n"])
     arrays: dict[str, np.ndarray] = {}
     for key, dtype, shape, rel, nbytes in header["fields"]:
-        arr = np.frombuffer(footer, dtype=np.dtype(dtype), count=int(np.prod(shape)), offset=rel)
+        count = int(np.prod(shape))
+        if count < 0 or rel < 0 or rel + count * np.dtype(dtype).itemsize > len(footer):
+            raise ChunkFormatError(f"field {key!r} lies outside the metadata")
+        arr = np.frombuffer(footer, dtype=np.dtype(dtype), count=count, offset=rel)
         if arr.nbytes != nbytes:
             raise ChunkFormatError(f"field {key!r} has the wrong size")
         arrays[key] = arr.reshape(shape)

@@ -25,7 +25,17 @@ import numpy as np
 
 from gta_env.fields import check_int
 from imitation.sample import SCALAR_KEYS, Batch, Sample, unstack_batch
-from imitation.storage.files import INDEX_FILE, atomic_write, chunk_names, read_layout, temp_names
+from imitation.storage.files import (
+    INDEX_FILE,
+    JOURNAL_FILE,
+    STORE_FILE,
+    atomic_write,
+    chunk_names,
+    open_regular,
+    read_journal,
+    read_layout,
+    temp_names,
+)
 from imitation.storage.format import (
     CHUNK_NAME,
     FORMAT_VERSION,
@@ -37,13 +47,15 @@ from imitation.storage.format import (
     CorruptChunkError,
     CorruptChunkWarning,
     check_payload,
+    chunk_count_from_name,
+    chunk_name,
     decode_footer,
     layout_of,
     parse_trailer,
 )
 from imitation.storage.report import ChunkProblem, StoreReport
 
-__all__ = ["ChunkInfo", "SampleStore", "read_chunk_info"]
+__all__ = ["ChunkInfo", "SampleStore", "chunk_layout", "read_chunk_info", "store_layout"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +89,7 @@ def read_chunk_info(path: Path, *, verify_payload: bool) -> ChunkInfo:
     m = CHUNK_NAME.match(path.name)
     if m is None:
         raise ChunkFormatError("file name does not follow <time>-<writer>-<seq>-n<count>.g5c")
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(len(HEAD_MAGIC))
         f.seek(max(0, size - TRAILER.size))
@@ -89,6 +101,12 @@ def read_chunk_info(path: Path, *, verify_payload: bool) -> ChunkInfo:
             start, stop = trailer.payload_span
             f.seek(start)
             check_payload(f.read(stop - start), footer)
+    own = _own_name(footer.header)
+    if own is not None and own != path.name:
+        raise ChunkFormatError(
+            f"its header names it {own}: a renamed or copied chunk (skipped so that its "
+            "samples are not counted twice)"
+        )
     header = footer.header
     return ChunkInfo(
         path=path,
@@ -100,6 +118,36 @@ def read_chunk_info(path: Path, *, verify_payload: bool) -> ChunkInfo:
         writer_id=str(header.get("writer_id", m.group(2))),
         arrays=footer.arrays,
     )
+
+
+def _own_name(header: dict[str, Any]) -> str | None:
+    """The file name a chunk's header gives it, or None for headers without the fields."""
+    try:
+        return chunk_name(
+            int(header["created_ns"]), str(header["writer_id"]), int(header["seq"]), header["n"]
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def chunk_layout(info: ChunkInfo) -> dict[str, Any]:
+    """The ``store.json`` layout a chunk describes."""
+    return layout_of(info.hood_shape, info.cinematic_shape)
+
+
+def store_layout(root: Path) -> dict[str, Any] | None:
+    """The frame layout of the store at ``root``: the oldest valid chunk's, else ``store.json``'s.
+
+    Chunks describe themselves, so a ``store.json`` that disagrees with them (edited, damaged,
+    a key missing) never turns good chunks into "corrupt" ones; it is only consulted for a
+    store without a readable chunk.
+    """
+    for name in chunk_names(root):
+        try:
+            return chunk_layout(read_chunk_info(root / name, verify_payload=False))
+        except (ChunkFormatError, OSError):
+            continue
+    return read_layout(root)
 
 
 class SampleStore:
@@ -146,13 +194,16 @@ class SampleStore:
 
     def refresh(self) -> None:
         """Rescan the directory: pick up new chunks, drop rotated ones, re-check changed ones."""
+        self._scan(verify_all=False)
+
+    def _scan(self, *, verify_all: bool) -> None:
         self._close_maps()
-        cache = self._read_index()
-        layout = read_layout(self.root)
+        cache = {} if verify_all else self._read_index()
         chunks: list[ChunkInfo] = []
         problems: list[ChunkProblem] = []
         verified: dict[str, list[int]] = {}
-        for name in chunk_names(self.root):
+        names = chunk_names(self.root)
+        for name in names:
             path = self.root / name
             try:
                 st = path.stat()
@@ -164,38 +215,81 @@ class SampleStore:
                 problems.append(ChunkProblem(name, str(exc)))
                 continue
             except OSError as exc:
-                problems.append(ChunkProblem(name, f"unreadable ({exc})"))
-                continue
-            if layout is None:
-                layout = layout_of(info.hood_shape, info.cinematic_shape)
-            want_cin = layout["cinematic_shape"]
-            if (
-                list(info.hood_shape) != layout["hood_shape"]
-                or (None if info.cinematic_shape is None else list(info.cinematic_shape))
-                != want_cin
-            ):
-                problems.append(
-                    ChunkProblem(
-                        name,
-                        f"frame layout hood {info.hood_shape} cinematic {info.cinematic_shape} "
-                        f"differs from the store's {tuple(layout['hood_shape'])} / {want_cin}",
-                    )
-                )
+                problems.append(ChunkProblem(name, f"unreadable ({exc.strerror or exc})"))
                 continue
             verified[name] = key
             chunks.append(info)
-        for p in problems:
-            warnings.warn(
-                f"skipping corrupt chunk {p.name} in {self.root}: {p.reason}",
-                CorruptChunkWarning,
-                stacklevel=3,
+        layout, notes = self._resolve_layout(chunks)
+        keep: list[ChunkInfo] = []
+        for info in chunks:
+            if layout is not None and chunk_layout(info) != layout:
+                problems.append(
+                    ChunkProblem(
+                        info.name,
+                        f"frame layout hood {info.hood_shape} cinematic {info.cinematic_shape} "
+                        f"differs from the store's (its oldest chunk's) "
+                        f"{tuple(layout['hood_shape'])} / {layout['cinematic_shape']}",
+                    )
+                )
+                verified.pop(info.name, None)
+                continue
+            keep.append(info)
+        journal = read_journal(self.root)
+        present = set(names)
+        missing = tuple(
+            ChunkProblem(
+                name,
+                f"missing: {JOURNAL_FILE} lists it but the file is gone (deleted by hand?); "
+                f"its {chunk_count_from_name(name) or 0} samples are lost",
             )
+            for name, live in sorted((journal or {}).items())
+            if live and name not in present
+        )
+        for p in (*problems, *missing):
+            warnings.warn(
+                f"skipping chunk {p.name} in {self.root}: {p.reason}",
+                CorruptChunkWarning,
+                stacklevel=4,
+            )
+        for note in notes:
+            warnings.warn(f"{self.root}: {note}", CorruptChunkWarning, stacklevel=4)
         if self._update_index and verified != cache:
             self._write_index(verified)
         self._layout = layout
-        self._chunks = tuple(chunks)
+        self._chunks = tuple(keep)
         self._problems = tuple(problems)
+        self._missing = missing
+        # What was repaired stays reported for this store object's life (verify rescans).
+        self._notes = tuple(dict.fromkeys((*getattr(self, "_notes", ()), *notes)))
         self._build_columns()
+
+    def _resolve_layout(
+        self, chunks: Sequence[ChunkInfo]
+    ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+        """The store's layout (the oldest valid chunk's) and what was wrong with store.json."""
+        saved = read_layout(self.root)
+        if not chunks:
+            return saved, ()
+        layout = chunk_layout(chunks[0])
+        if saved is not None and saved == layout:
+            return layout, ()
+        if saved is None:
+            what = f"{STORE_FILE} is missing or malformed"
+        else:
+            what = (
+                f"{STORE_FILE} says hood {saved['hood_shape']} cinematic "
+                f"{saved['cinematic_shape']} but the chunks hold hood {layout['hood_shape']} "
+                f"cinematic {layout['cinematic_shape']}"
+            )
+        if not self._update_index:
+            return layout, (f"{what}; the chunks' own layout is used",)
+        try:
+            atomic_write(
+                self.root / STORE_FILE, json.dumps(layout, sort_keys=True).encode(), fsync=True
+            )
+        except OSError:
+            return layout, (f"{what}; the chunks' own layout is used (could not rewrite it)",)
+        return layout, (f"{what}; rebuilt it from the chunks",)
 
     def _read_index(self) -> dict[str, list[int]]:
         try:
@@ -288,6 +382,8 @@ class SampleStore:
             samples=self._n,
             chunk_bytes=self.nbytes,
             corrupt=self._problems,
+            missing=self._missing,
+            notes=self._notes,
             temp_files=tuple(temp_names(self.root)),
             hood_shape=self.hood_shape,
             cinematic_shape=self.cinematic_shape,
@@ -301,9 +397,7 @@ class SampleStore:
         Chunks that fail are added to the report and skipped from now on (the store is
         rescanned, so global indices may change).
         """
-        cache_path = self.root / INDEX_FILE
-        cache_path.unlink(missing_ok=True)  # force payload CRC checks on every chunk
-        self.refresh()
+        self._scan(verify_all=True)  # payload CRC checks on every chunk; works read-only
         bad: list[ChunkProblem] = []
         for ci, chunk in enumerate(self._chunks):
             lo, hi = int(self._starts[ci]), int(self._starts[ci + 1])
@@ -320,7 +414,7 @@ class SampleStore:
             self._build_columns()
             for p in bad:
                 warnings.warn(
-                    f"skipping corrupt chunk {p.name} in {self.root}: {p.reason}",
+                    f"skipping chunk {p.name} in {self.root}: {p.reason}",
                     CorruptChunkWarning,
                     stacklevel=2,
                 )

@@ -8,6 +8,12 @@ from pathlib import Path
 __all__ = ["ChunkProblem", "StoreReport"]
 
 
+def _count(name: str) -> int:
+    from imitation.storage.format import chunk_count_from_name
+
+    return chunk_count_from_name(name) or 0
+
+
 @dataclass(frozen=True)
 class ChunkProblem:
     """A chunk that was skipped, and why."""
@@ -25,7 +31,10 @@ class StoreReport:
         chunks: Valid chunks.
         samples: Samples in valid chunks.
         chunk_bytes: Total size of valid chunk files.
-        corrupt: Skipped chunk files, each with the reason.
+        corrupt: Skipped chunk files (corrupt, truncated, duplicated, of another layout,
+            not regular files), each with the reason.
+        missing: Chunks the store's journal lists whose files are gone (samples lost).
+        notes: Other findings, e.g. a ``store.json`` that disagreed with the chunks.
         temp_files: Temporary files (chunks in flight, or left by killed writers).
         hood_shape: Hood frame shape, or None for an empty store.
         cinematic_shape: Cinematic frame shape, or None if not recorded.
@@ -38,6 +47,8 @@ class StoreReport:
     samples: int
     chunk_bytes: int
     corrupt: tuple[ChunkProblem, ...]
+    missing: tuple[ChunkProblem, ...] = ()
+    notes: tuple[str, ...] = ()
     temp_files: tuple[str, ...]
     hood_shape: tuple[int, ...] | None
     cinematic_shape: tuple[int, ...] | None
@@ -51,8 +62,8 @@ class StoreReport:
 
     @property
     def ok(self) -> bool:
-        """True when no chunk was skipped."""
-        return not self.corrupt
+        """True when no chunk was skipped or missing."""
+        return not self.corrupt and not self.missing
 
     def __str__(self) -> str:
         lines = [
@@ -65,9 +76,14 @@ class StoreReport:
             lines.append(
                 f"  {len(self.temp_files)} temporary file(s) (in flight or left by a crash)"
             )
+        lines += [f"  note: {note}" for note in self.notes]
         if self.corrupt:
             lines.append(f"  {len(self.corrupt)} corrupt chunk(s) skipped:")
             lines += [f"    {p.name}: {p.reason}" for p in self.corrupt]
         else:
             lines.append("  no corrupt chunks")
+        if self.missing:
+            lost = sum(_count(p.name) for p in self.missing)
+            lines.append(f"  {len(self.missing)} missing chunk(s), {lost} samples lost:")
+            lines += [f"    {p.name}: {p.reason}" for p in self.missing]
         return "\n".join(lines)

@@ -8,6 +8,7 @@ file, fsynced and renamed into place, so a crash loses at most the chunk in flig
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -24,7 +25,16 @@ import numpy as np
 
 from gta_env.fields import check_ints
 from imitation.sample import SCALAR_KEYS, Sample, check_batch, unstack_batch
-from imitation.storage.files import STORE_FILE, chunk_names, fsync_dir, read_layout, temp_names
+from imitation.storage.files import (
+    STORE_FILE,
+    append_journal,
+    atomic_write,
+    chunk_names,
+    fsync_dir,
+    read_layout,
+    temp_names,
+    write_error,
+)
 from imitation.storage.format import (
     CHUNK_SUFFIX,
     CODECS,
@@ -36,6 +46,7 @@ from imitation.storage.format import (
     encode_chunk,
     layout_of,
 )
+from imitation.storage.reader import store_layout
 
 __all__ = ["SampleWriter", "StorageConfig"]
 
@@ -103,6 +114,9 @@ class SampleWriter:
     Raises:
         ValueError: If the directory holds a store with another frame layout (on first append),
             or ``writer_id`` is not alphanumeric.
+        StoreWriteError: If the folder cannot be written (read-only); on commit, if the disk is
+            full (the message says so; no temporary file is left, committed chunks are kept,
+            and the pending samples stay pending).
     """
 
     def __init__(
@@ -122,7 +136,14 @@ class SampleWriter:
                 f"got {writer_id!r}"
             )
         self.writer_id = writer_id
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.root, exc, "create the folder") from None
+        if not os.access(self.root, os.W_OK):
+            raise write_error(
+                self.root, OSError(errno.EACCES, "not writable"), "write chunks"
+            ) from None
         self._codec = Codec(self.config.codec, self.config.level)
         self._layout: dict[str, Any] | None = None
         self._seq = 0
@@ -228,9 +249,10 @@ class SampleWriter:
     def _check_layout(self, hood: tuple[int, ...], cin: tuple[int, ...] | None) -> None:
         want = layout_of(hood, cin)
         if self._layout is None:
-            existing = read_layout(self.root)
-            if existing is None:
-                existing = self._create_layout(want)
+            # The chunks describe themselves: store.json is rebuilt when it disagrees with them.
+            existing = store_layout(self.root)
+            if existing is None or read_layout(self.root) != existing:
+                existing = self._create_layout(existing or want)
             self._layout = existing
         if (
             self._layout["hood_shape"] != want["hood_shape"]
@@ -244,19 +266,25 @@ class SampleWriter:
 
     def _create_layout(self, layout: dict[str, Any]) -> dict[str, Any]:
         path = self.root / STORE_FILE
-        tmp = self.root / f".tmp-{self.writer_id}-store.json"
-        tmp.write_bytes(json.dumps(layout, sort_keys=True).encode())
-        if self.config.fsync:
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+        data = json.dumps(layout, sort_keys=True).encode()
         try:
-            os.link(tmp, path)  # fails if another writer created it first: first one wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        if self.config.fsync:
-            fsync_dir(self.root)
+            if path.exists() or path.is_symlink():  # malformed or disagreeing: rebuild it
+                atomic_write(path, data, fsync=self.config.fsync)
+                return layout
+            tmp = self.root / f".tmp-{self.writer_id}-store.json"
+            try:
+                tmp.write_bytes(data)
+                if self.config.fsync:
+                    with open(tmp, "rb") as f:
+                        os.fsync(f.fileno())
+                with contextlib.suppress(FileExistsError):  # another writer was first: it wins
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            if self.config.fsync:
+                fsync_dir(self.root)
+        except OSError as exc:
+            raise write_error(self.root, exc, f"write {STORE_FILE}") from None
         return read_layout(self.root) or layout
 
     def _commit(self) -> Path:
@@ -286,15 +314,26 @@ class SampleWriter:
         )
         name = chunk_name(now, self.writer_id, self._seq, n)
         tmp = self.root / f".tmp-{self.writer_id}-{self._seq:06d}{CHUNK_SUFFIX}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if self.config.fsync:
-                os.fsync(f.fileno())
         final = self.root / name
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                if self.config.fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            # Disk full or gone read-only: leave no temporary file holding the space, keep the
+            # pending samples (a later flush may succeed) and every chunk committed before.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise write_error(self.root, exc, f"commit {n} samples") from None
         if self.config.fsync:
             fsync_dir(self.root)
+        # The chunk is committed; the journal is a check. No fsync: a line lost in a power cut
+        # only means the chunk is not checked for being missing later (it is still read).
+        with contextlib.suppress(OSError):
+            append_journal(self.root, [f"+{name}"], fsync=False)
         self._seq += 1
         self.committed_samples += n
         self.committed_chunks.append(final)
@@ -322,6 +361,9 @@ class SampleWriter:
             over_samples = cfg.max_samples is not None and total_samples > cfg.max_samples
             if not (over_bytes or over_samples) or name == keep:
                 break
+            # Journal first: a kill in between leaves a present chunk, which is still read.
+            with contextlib.suppress(OSError):
+                append_journal(self.root, [f"-{name}"], fsync=False)
             with contextlib.suppress(FileNotFoundError):  # another writer was faster
                 os.unlink(self.root / name)
             total_bytes -= sizes[name]
@@ -335,5 +377,5 @@ class SampleWriter:
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile, or not ours to delete
                 pass

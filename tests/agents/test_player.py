@@ -139,3 +139,36 @@ def test_bc_agent_acts_on_raw_observations_like_the_wrapped_env(tmp_path: Path, 
             np.testing.assert_array_equal(agent.last_inputs[key], obs_w[key], err_msg=key)
         np.testing.assert_array_equal(action, np.clip(agent.policy.predict(obs_w), -1, 1))
         obs_w, *_ = wrapped.step(action)
+
+
+def test_player_skips_a_junk_checkpoint_and_keeps_driving(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_checkpoint(run / "checkpoints" / "step-00000010.safetensors", step=10, seed=1)
+    env = gym.make(
+        "GTA5Drive-v0",
+        backend="sim",
+        town_seed=7,
+        stuck_window=1.0,
+        stuck_distance=100.0,
+        fade_frames=3,
+        max_episode_steps=10_000,
+    )
+
+    def on_step(player: Player, info) -> None:
+        if player.step_count == 5:  # a half-copied newer file appears
+            (run / "checkpoints" / "step-00000020.safetensors").write_bytes(b"\0" * 100)
+
+    player = Player(
+        env=env,
+        checkpoint=run,
+        config=PlayerConfig(fast=True, console=False, check_every=1),
+        on_step=on_step,
+    )
+    try:
+        player.run(steps=80, seed=0)  # two unstucks at least: the junk is tried only once
+    finally:
+        env.close()
+    events = [e["event"] for e in player.log]
+    assert events.count("skip_checkpoint") == 1, events
+    assert "swap" not in events and player.swaps == 0
+    assert player.step_count == 80 and player.agent.meta["step"] == 10

@@ -126,6 +126,9 @@ def test_two_envs_in_one_process_do_not_share_state(make_env):
         (np.zeros(3, np.float32), "shape (2,)"),
         (np.zeros((1, 2), np.float32), "shape (2,)"),
         ("fast", "numeric"),
+        ("0.5", "numeric"),
+        (np.array(["0.5", "0.1"]), "numeric"),
+        ([True, False], "numeric"),
     ],
 )
 def test_bad_actions_raise_clear_errors(make_env, action, message):
@@ -159,6 +162,66 @@ def test_bad_config_values_name_the_key():
         gym.make("GTA5Drive-v0", backend="sim", bridge_host="10.0.0.1")
     with pytest.raises(ValueError, match="render_mode"):
         GTA5DriveEnv(render_mode="human", backend="sim")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("frame_skip", 10**7),
+        ("frame_skip", 2.0),
+        ("frame_skip", True),
+        ("stuck_window", 1e300),
+        ("stuck_window", float("nan")),
+        ("stuck_window", "8"),
+        ("bridge_port", -1),
+        ("bridge_port", 99999),
+        ("bridge_port", "x"),
+        ("bridge_port", 0),
+        ("hood_size", (90.5, 160)),
+        ("hood_size", ("90", "160")),
+        ("hood_size", (90, 160, 3)),
+        ("cinematic_size", (16, 10**6)),
+        ("town_seed", 1.7),
+        ("town_seed", -1),
+        ("town_seed", 2**64),
+        ("town_grid", 13),
+        ("traffic", 10**6),
+        ("pedestrians", -1),
+        ("fade_frames", 10**9),
+        ("max_speed", 0),
+        ("penalty_stuck", -1.0),
+        ("reward_progress", 1e12),
+        ("bridge_timeout", 3600.0),
+        ("purpose_radius", None),
+        ("weather", 3),
+        ("backend", ["sim"]),
+        ("cinematic", 1),
+    ],
+)
+def test_out_of_range_and_wrong_type_config_values_name_the_field(field, value):
+    from gta_env.config import EnvConfig
+
+    with pytest.raises(ValueError, match=field):
+        EnvConfig(**{field: value})
+
+
+def test_config_sections_hold_every_field_once():
+    import dataclasses
+
+    from gta_env.config import INT_RANGES, NUMBER_RANGES, SECTIONS, EnvConfig
+
+    listed = [name for names in SECTIONS.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(EnvConfig))
+    assert set(INT_RANGES) | set(NUMBER_RANGES) <= set(listed)
+    EnvConfig(bridge_port=65535, frame_skip=300, stuck_window=600.0, town_seed=2**63 - 1)
+
+
+def test_reset_town_seed_option_must_be_an_integer(make_env):
+    env = make_env()
+    for bad in (1.7, "3", -1, True):
+        with pytest.raises(ValueError, match="town_seed"):
+            env.reset(seed=0, options={"town_seed": bad})
+    env.reset(seed=0, options={"town_seed": 3})
 
 
 def test_gta5_backend_without_game_says_what_to_start():

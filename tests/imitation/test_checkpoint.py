@@ -98,3 +98,97 @@ def test_loading_code_never_unpickles() -> None:
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "torch.load(" not in text and "import pickle" not in text, path
+
+
+# ------------------------------------------------------------------------ damaged checkpoints
+
+
+def _with_header(path: Path, out: Path, change: object) -> Path:
+    """A copy of ``path`` whose JSON header is replaced by ``change(meta)`` (or a raw string)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        meta = json.loads((f.metadata() or {})["gta5drive"])
+    header = change(meta) if callable(change) else change
+    save_file(tensors, str(out), metadata={"gta5drive": header})
+    return out
+
+
+def _drop(key: str):
+    def change(meta: dict) -> str:
+        meta.pop(key)
+        return json.dumps(meta)
+
+    return change
+
+
+def _set(key: str, value: object):
+    def change(meta: dict) -> str:
+        meta[key] = value
+        return json.dumps(meta)
+
+    return change
+
+
+def _unknown_backbone(meta: dict) -> str:
+    meta["model_config"]["backbone"] = "no-such-net"
+    return json.dumps(meta)
+
+
+def _bigger_dense(meta: dict) -> str:
+    meta["model_config"]["dense"] = 64  # weights were trained with dense=32
+    return json.dumps(meta)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("{not json", "invalid JSON header"),
+        ("[1, 2, 3]", "not a JSON object"),
+        (_drop("preprocessing"), "no 'preprocessing'"),
+        (_drop("model_config"), "no 'model_config'"),
+        (_set("step", "seven"), "'step' must be a int"),
+        (_unknown_backbone, "cannot build"),
+        (_bigger_dense, "do not fit"),
+        (_set("model_config", {"backbone": "pilotnet", "bogus": 1}), "invalid model_config"),
+        (_set("preprocessing", {"bogus": 1}), "invalid preprocessing"),
+    ],
+)
+def test_bad_metadata_is_one_checkpoint_error(tmp_path: Path, change: object, message: str) -> None:
+    from imitation.policy import BCPolicy
+
+    model, _ = _model_and_optimizer()
+    good = save_checkpoint(tmp_path / "good", model=model, step=1)
+    bad = _with_header(good, tmp_path / "bad.safetensors", change)
+    with pytest.raises(CheckpointError, match=message) as info:
+        BCPolicy.load(bad)
+    assert "truncated" not in str(info.value)
+
+
+def test_flipped_weight_byte_fails_the_digest(tmp_path: Path) -> None:
+    model, _ = _model_and_optimizer()
+    path = save_checkpoint(tmp_path / "ckpt", model=model, step=1)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x40  # the end of the file is tensor data (an exponent bit of the last weight)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="digest"):
+        load_checkpoint(path)
+
+
+def test_run_folder_falls_back_to_the_newest_good_checkpoint(tmp_path: Path) -> None:
+    from imitation.checkpoint import CheckpointWarning
+    from imitation.policy import BCPolicy
+
+    model, _ = _model_and_optimizer()
+    save_checkpoint(tmp_path / "checkpoints" / "step-00000010", model=model, step=10)
+    (tmp_path / "checkpoints" / "step-00000020.safetensors").write_bytes(b"junk" * 10)
+    with pytest.warns(CheckpointWarning, match="step-00000020"):
+        policy = BCPolicy.load(tmp_path)
+    assert policy.meta["step"] == 10
+    with pytest.warns(CheckpointWarning):
+        assert load_checkpoint(tmp_path).step == 10
+    (tmp_path / "checkpoints" / "step-00000010.safetensors").write_bytes(b"junk")
+    with pytest.warns(CheckpointWarning), pytest.raises(CheckpointError, match="no checkpoint"):
+        BCPolicy.load(tmp_path)

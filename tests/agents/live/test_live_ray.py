@@ -35,10 +35,33 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {state()}")
 
 
+def _ray_listen_addresses() -> list[str]:
+    """Addresses that Ray's own processes (GCS, raylet, workers) listen on."""
+    psutil = pytest.importorskip("psutil")
+    ips = []
+    for conn in psutil.net_connections("inet"):
+        if conn.status != psutil.CONN_LISTEN or conn.pid is None:
+            continue
+        try:
+            name = " ".join(psutil.Process(conn.pid).cmdline())
+        except psutil.Error:
+            continue
+        if "ray" in name and ("gcs_server" in name or "raylet" in name or "default_worker" in name):
+            ips.append(conn.laddr.ip)
+    return ips
+
+
 def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "run")
     system = LiveSystem(config=config).start()
+    listening = _ray_listen_addresses()
     try:
+        # 0. a local run binds Ray to loopback only
+        assert system.ray._private.worker._global_node.node_ip_address == "127.0.0.1"
+        assert listening and all(
+            ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for ip in listening
+        ), listening
+
         # 1. training publishes versions; the player drives and swaps at an unstuck
         def swapped() -> Any:
             snap = system.snapshot()
@@ -102,6 +125,18 @@ def test_live_run_trains_swaps_at_unstuck_and_survives_kills(tmp_path: Path) -> 
     assert versions == sorted(versions)
     assert summary["restarts"].get("collector0", 0) >= 1
     assert summary["restarts"].get("trainer", 0) >= 1
+
+    # the kill -9 of the trainer while the collector sent: every send answered is durable or
+    # counted lost; re-sent sets are skipped, not stored twice
+    samples = summary["samples"]
+    assert samples["sent"] == samples["durable"] + samples["lost"], samples
+    store = SampleStore(config.storage_dir)
+    keys = list(
+        zip(store.column("episode_id").tolist(), store.column("step").tolist(), strict=True)
+    )
+    assert len(keys) == len(set(keys)) == samples["stored"], samples
+    assert samples["stored"] >= samples["durable"] - samples["duplicates_skipped"], samples
+    print("sample accounting after kill -9 of the trainer:", samples)
 
     # storage and checkpoints are usable
     report_store = SampleStore(config.storage_dir).verify()
