@@ -15,7 +15,6 @@ How any engine queues is one :class:`QueueRules`; what a per-output engine balan
 
 from __future__ import annotations
 
-import bisect
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -108,14 +107,21 @@ class Engine(ABC):
 
 
 class CellEngine(Engine):
-    """Queues per cell; a set is one item from every required cell (v1, and each v2 output).
+    """Queues per cell; a set is one item per required slot (v1, and each v2 output).
+
+    A *slot* is a place in a set; each slot is served by one cell, and a cell may serve several
+    slots (v1 on 2-column actions: a combination with both pedals pressed cannot occur, so its
+    slot is served by the accel or the brake cell beside it). A set holds one item per required
+    slot, so a cell must hold as many items as it serves required slots.
 
     Args:
         output: The output the sets balance (None for v1's combinations).
-        required: Every cell a set can require, in set order.
+        required: Every cell a set can require, in cell order (labels, fill).
         key: An item's cell from its bins.
         labels: One label per cell of ``required``.
         rules: How items are queued.
+        slots: ``(slot id, cell)`` of every slot in set order (default: one slot per cell, the
+            slot id being the cell). A slot is required when its cell is.
     """
 
     def __init__(
@@ -126,25 +132,35 @@ class CellEngine(Engine):
         key: Callable[[tuple[int, ...]], int],
         labels: Sequence[str],
         rules: QueueRules,
+        slots: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         self.output = output
         self.possible = list(required)
         self.labels = tuple(labels)
         self.key = key
         self.mode = rules.mode
-        self.required = list(self.possible) if rules.mode == "all" else []
-        self._required = set(self.required)
+        self.slots = list(slots) if slots is not None else [(c, c) for c in self.possible]
+        self.serves: dict[int, int] = dict.fromkeys(self.possible, 0)  # slots per cell
+        for _, cell in self.slots:
+            self.serves[cell] += 1
+        self._required: set[int] = set(self.possible) if rules.mode == "all" else set()
         self.queues: dict[int, deque[Any]] = {c: deque() for c in self.possible}
-        self.filled = 0  # required cells with a queued item (only required cells hold items)
+        self.short = len(self._required)  # required cells holding fewer items than they serve
         self.max_per_bin = rules.max_per_bin
         self.warmup = rules.warmup
         self.seen = 0
+
+    @property
+    def required(self) -> list[int]:
+        """The required cells, in cell order."""
+        return [c for c in self.possible if c in self._required]
 
     def observe(self, bins: tuple[int, ...]) -> None:
         c = self.key(bins)
         if c in self.queues and c not in self._required:
             self._required.add(c)
-            bisect.insort(self.required, c)
+            if len(self.queues[c]) < self.serves[c]:
+                self.short += 1
 
     def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
         c = self.key(bins)
@@ -156,21 +172,23 @@ class CellEngine(Engine):
             self.observe(bins)
         if c not in self._required:  # "observed" mode, cell not observed: nothing to balance
             return []
-        if not q:
-            self.filled += 1
         q.append(item)
-        if self.max_per_bin is not None and len(q) > self.max_per_bin:
-            q.popleft()
+        if len(q) == self.serves[c]:
+            self.short -= 1
+        if self.max_per_bin is not None and len(q) > max(self.max_per_bin, self.serves[c]):
+            q.popleft()  # the cell holds items of this cell only: the oldest is as good as any
             self.dropped += 1
         out: list[RawSet] = []
-        while self.seen >= self.warmup and self.required and self.filled == len(self.required):
-            items = []
-            for cell in self.required:
-                queue = self.queues[cell]
-                items.append(queue.popleft())
-                if not queue:
-                    self.filled -= 1
-            out.append((self.output, items, list(self.required)))
+        while self.seen >= self.warmup and self._required and self.short == 0:
+            items, ids = [], []
+            for slot, cell in self.slots:
+                if cell in self._required:
+                    items.append(self.queues[cell].popleft())
+                    ids.append(slot)
+            for cell in self._required:
+                if len(self.queues[cell]) < self.serves[cell]:
+                    self.short += 1
+            out.append((self.output, items, ids))
         return out
 
     def pending(self) -> int:
@@ -179,7 +197,8 @@ class CellEngine(Engine):
     def fill(self) -> dict[str, BinFill]:
         counts = np.array([len(self.queues[c]) for c in self.possible], np.int64)
         required = np.array([c in self._required for c in self.possible], bool)
-        return {self.output or "combination": BinFill(self.labels, counts, required, 1)}
+        need = np.array([self.serves[c] for c in self.possible], np.int64)
+        return {self.output or "combination": BinFill(self.labels, counts, required, 1, need)}
 
 
 class MultiEngine(Engine):
@@ -212,7 +231,9 @@ class MultiEngine(Engine):
 class _Side:
     """One output's queues in a :class:`PerOutputEngine` (ids of the items it holds)."""
 
-    def __init__(self, name: str, bins: Bins, n_sub: int, per_bin: int, mode: str) -> None:
+    def __init__(
+        self, name: str, bins: Bins, n_other: int, n_sub: int, per_bin: int, mode: str
+    ) -> None:
         self.name = name
         self.labels = bins.labels
         self.required = np.full(len(bins), mode == "all", bool)
@@ -221,7 +242,10 @@ class _Side:
         self.pools: list[list[deque[int]]] = [
             [deque() for _ in range(n_sub)] for _ in range(len(bins))
         ]  # ids per (bin, sub-bin), oldest first; may hold ids used up through the other side
-        self.arrival: list[deque[int]] = [deque() for _ in range(len(bins))]  # ids per bin
+        self.cross = np.zeros((len(bins), n_other), np.int64)  # items per (bin, other's bin)
+        self.by_other: list[list[deque[int]]] = [
+            [deque() for _ in range(n_other)] for _ in range(len(bins))
+        ]  # ids per (bin, bin in the other output), oldest first; may hold used-up ids
         # A bin is ready when it can give per_bin picks from this many distinct sub-bins.
         self.distinct = min(per_bin, n_sub)
 
@@ -247,7 +271,10 @@ class PerOutputEngine(Engine):
     ) -> None:
         n_sub = len(pair.sub_bins)
         self.sides = tuple(
-            _Side(pair.names[o], pair.bins[o], n_sub, pair.per_bin, rules.mode) for o in (0, 1)
+            _Side(
+                pair.names[o], pair.bins[o], len(pair.bins[1 - o]), n_sub, pair.per_bin, rules.mode
+            )
+            for o in (0, 1)
         )
         self.mode = rules.mode
         self.warmup = rules.warmup
@@ -269,6 +296,7 @@ class PerOutputEngine(Engine):
         for o, side in enumerate(self.sides):
             side.count[b[o]] -= 1
             side.sub[b[o], b[2 + o]] -= 1
+            side.cross[b[o], b[1 - o]] -= 1
         return item
 
     def observe(self, bins: tuple[int, ...]) -> None:
@@ -290,25 +318,38 @@ class PerOutputEngine(Engine):
         self.next_id += 1
         self.alive[uid] = (item, bins)
         for o, side in enumerate(self.sides):
-            b, s = bins[o], bins[2 + o]
+            b, s, other = bins[o], bins[2 + o], bins[1 - o]
             side.count[b] += 1
             side.sub[b, s] += 1
-            pool = side.pools[b][s]
-            pool.append(uid)
-            if len(pool) > 2 * side.sub[b, s] + 64:
-                self._compact(pool)  # drop ids used up through the other output
-            arrivals = side.arrival[b]
-            arrivals.append(uid)
-            if len(arrivals) > 2 * side.count[b] + 64:
-                self._compact(arrivals)
+            side.cross[b, other] += 1
+            for ids, alive in (
+                (side.pools[b][s], side.sub[b, s]),
+                (side.by_other[b][other], side.cross[b, other]),
+            ):
+                ids.append(uid)
+                if len(ids) > 2 * alive + 64:
+                    self._compact(ids)  # drop ids used up through the other output
         if self.max_per_bin is not None:
             for o, side in enumerate(self.sides):
                 if side.count[bins[o]] > self.max_per_bin:
-                    arrivals = side.arrival[bins[o]]
-                    while arrivals[0] not in self.alive:
-                        arrivals.popleft()
-                    self._kill(arrivals.popleft())
+                    self._evict(o, bins[o])
                     self.dropped += 1
+
+    def _evict(self, o: int, b: int) -> None:
+        """Drop one item of the overfull bin ``b`` of output ``o``, sparing rare ones.
+
+        Every item of the bin is as common as any other *in this output*, but not in the other
+        one: the item dropped is the oldest of those whose bin in the other output holds the
+        most items, so a crowded bin (straight ahead) never throws away the rare samples it
+        also holds for the other output's sets (hard braking).
+        """
+        side, other = self.sides[o], self.sides[1 - o]
+        avail = np.flatnonzero(side.cross[b] > 0)
+        ob = int(avail[np.argmax(other.count[avail])])
+        ids = side.by_other[b][ob]
+        while ids[0] not in self.alive:
+            ids.popleft()
+        self._kill(ids.popleft())
 
     def _compact(self, ids: deque[int]) -> None:
         alive = [uid for uid in ids if uid in self.alive]

@@ -305,7 +305,17 @@ class Balancer(ABC):
 
 
 class BalancerV1(Balancer):
-    """v1: one sample of every (accel, brake, steering) bin combination per set (see module)."""
+    """v1: one sample of every (accel, brake, steering) bin combination per set (see module).
+
+    Sets have 5 x 5 x 9 = 225 slots, one per combination, for either action layout. From
+    2-column ``[throttle_brake, steering]`` actions accel and brake are binned separately
+    (``max(a, 0)``, ``max(-a, 0)``), but a merged action never presses both, so the 144
+    combinations with both pedals pressed cannot occur: the slot of such a combination
+    ``(a, b, s)`` is served by the accel-only cell ``(a, 0, s)`` when ``a + b`` is even, else by
+    the brake-only cell ``(0, b, s)``. Per steering bin a set then holds one "released" sample
+    and three of every pressed accel and brake bin (25 in all), and each set still has 225
+    samples with the original's size and one entry per combination in :attr:`BalancedSet.bins`.
+    """
 
     SPEC = V1_SPEC
 
@@ -316,7 +326,7 @@ class BalancerV1(Balancer):
 
     @staticmethod
     def required_combinations(n_columns: int) -> list[int]:
-        """225 combinations for 3-column actions, the 81 reachable ones for 2-column actions."""
+        """Cells that can hold samples: all 225 for 3-column actions, 81 for 2-column ones."""
         return [
             BalancerV1.combination((a, b, s))
             for a in range(len(PEDAL_V1))
@@ -325,12 +335,34 @@ class BalancerV1(Balancer):
             if n_columns == 3 or a == 0 or b == 0
         ]
 
+    @staticmethod
+    def slots(n_columns: int) -> list[tuple[int, int]]:
+        """(combination, cell serving it) for the 225 slots of a set (see the class docstring)."""
+        out = []
+        for a in range(len(PEDAL_V1)):
+            for b in range(len(PEDAL_V1)):
+                for s in range(len(SIGNED_V1)):
+                    combo = BalancerV1.combination((a, b, s))
+                    if n_columns == 3 or a == 0 or b == 0:
+                        cell = combo
+                    elif (a + b) % 2 == 0:
+                        cell = BalancerV1.combination((a, 0, s))
+                    else:
+                        cell = BalancerV1.combination((0, b, s))
+                    out.append((combo, cell))
+        return out
+
     def _new_engine(self, n_columns: int, rules: QueueRules) -> Engine:
         required = self.required_combinations(n_columns)
         p, s = PEDAL_V1.labels, SIGNED_V1.labels
         labels = [f"{p[c // 45]}|{p[c // 9 % 5]}|{s[c % 9]}" for c in required]
         return CellEngine(
-            output=None, required=required, key=self.combination, labels=labels, rules=rules
+            output=None,
+            required=required,
+            key=self.combination,
+            labels=labels,
+            rules=rules,
+            slots=self.slots(n_columns),
         )
 
 
