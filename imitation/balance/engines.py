@@ -53,11 +53,53 @@ class QueueRules:
         mode: Which bins a set requires, one of :data:`MODES`.
         warmup: Items to queue before the first set (stream mode with ``"seen"``).
         max_per_bin: The most items queued per bin (the oldest is dropped), or None.
+        min_share: ``"seen"``/``"observed"``: a bin is required only while at least this share
+            of the items seen so far fell in it (0: from its first item). A bin rarer than that
+            would hold every set back to its own rate (one set per ``per_bin / share`` items):
+            its items wait unused until it gets common enough.
     """
 
     mode: str = "all"
     warmup: int = 0
     max_per_bin: int | None = None
+    min_share: float = 0.0
+
+
+class _Seen:
+    """How many items fell in each bin, and which bins that makes required.
+
+    In stream mode (``"seen"``) the counts fade: every :data:`HALF_LIFE` items they are
+    halved, so a bin that was common in the last towns but no longer shows up stops being
+    required after a while instead of holding every set back.
+    """
+
+    def __init__(self, n: int, rules: QueueRules) -> None:
+        self.all = rules.mode == "all"
+        self.counts = np.zeros(n, np.float64)
+        self.total = 0.0
+        self.min_share = rules.min_share
+        self.fade = rules.mode == "seen" and rules.min_share > 0
+        self._since = 0
+
+    def add(self, i: int) -> None:
+        self.counts[i] += 1.0
+        self.total += 1.0
+        self._since += 1
+        if self.fade and self._since >= HALF_LIFE:
+            self.counts *= 0.5
+            self.total *= 0.5
+            self._since = 0
+
+    def required(self) -> np.ndarray:
+        if self.all:
+            return np.ones(len(self.counts), bool)
+        if not self.min_share:
+            return self.counts > 0
+        return self.counts >= max(1.0, self.min_share * self.total)
+
+
+HALF_LIFE = 5000
+"""Stream mode with ``min_share``: items after which the counts that decide required bins halve."""
 
 
 @dataclass(frozen=True)
@@ -143,9 +185,11 @@ class CellEngine(Engine):
         self.serves: dict[int, int] = dict.fromkeys(self.possible, 0)  # slots per cell
         for _, cell in self.slots:
             self.serves[cell] += 1
-        self._required: set[int] = set(self.possible) if rules.mode == "all" else set()
+        self.pos = {c: i for i, c in enumerate(self.possible)}
+        self.counts = np.zeros(len(self.possible), np.int64)  # items queued per cell
+        self.need = np.array([self.serves[c] for c in self.possible], np.int64)
+        self.seen_bins = _Seen(len(self.possible), rules)
         self.queues: dict[int, deque[Any]] = {c: deque() for c in self.possible}
-        self.short = len(self._required)  # required cells holding fewer items than they serve
         self.max_per_bin = rules.max_per_bin
         self.warmup = rules.warmup
         self.seen = 0
@@ -153,41 +197,43 @@ class CellEngine(Engine):
     @property
     def required(self) -> list[int]:
         """The required cells, in cell order."""
-        return [c for c in self.possible if c in self._required]
+        req = self.seen_bins.required()
+        return [c for c, r in zip(self.possible, req.tolist(), strict=True) if r]
 
     def observe(self, bins: tuple[int, ...]) -> None:
-        c = self.key(bins)
-        if c in self.queues and c not in self._required:
-            self._required.add(c)
-            if len(self.queues[c]) < self.serves[c]:
-                self.short += 1
+        i = self.pos.get(self.key(bins))
+        if i is not None:
+            self.seen_bins.add(i)
 
     def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
         c = self.key(bins)
         q = self.queues.get(c)
         if q is None:  # unreachable cell: cannot happen for valid actions
             return []
+        i = self.pos[c]
         self.seen += 1
         if self.mode == "seen":
             self.observe(bins)
-        if c not in self._required:  # "observed" mode, cell not observed: nothing to balance
+        if not self.seen_bins.all and self.seen_bins.counts[i] == 0:  # "observed": never seen
             return []
         q.append(item)
-        if len(q) == self.serves[c]:
-            self.short -= 1
+        self.counts[i] += 1
         if self.max_per_bin is not None and len(q) > max(self.max_per_bin, self.serves[c]):
             q.popleft()  # the cell holds items of this cell only: the oldest is as good as any
+            self.counts[i] -= 1
             self.dropped += 1
         out: list[RawSet] = []
-        while self.seen >= self.warmup and self._required and self.short == 0:
+        if self.seen < self.warmup:
+            return out
+        req = self.seen_bins.required()
+        while req.any() and np.all(self.counts[req] >= self.need[req]):
             items, ids = [], []
             for slot, cell in self.slots:
-                if cell in self._required:
+                j = self.pos[cell]
+                if req[j]:
                     items.append(self.queues[cell].popleft())
+                    self.counts[j] -= 1
                     ids.append(slot)
-            for cell in self._required:
-                if len(self.queues[cell]) < self.serves[cell]:
-                    self.short += 1
             out.append((self.output, items, ids))
         return out
 
@@ -195,10 +241,11 @@ class CellEngine(Engine):
         return sum(len(q) for q in self.queues.values())
 
     def fill(self) -> dict[str, BinFill]:
-        counts = np.array([len(self.queues[c]) for c in self.possible], np.int64)
-        required = np.array([c in self._required for c in self.possible], bool)
-        need = np.array([self.serves[c] for c in self.possible], np.int64)
-        return {self.output or "combination": BinFill(self.labels, counts, required, 1, need)}
+        return {
+            self.output or "combination": BinFill(
+                self.labels, self.counts.copy(), self.seen_bins.required(), 1, self.need.copy()
+            )
+        }
 
 
 class MultiEngine(Engine):
@@ -232,22 +279,21 @@ class _Side:
     """One output's queues in a :class:`PerOutputEngine` (ids of the items it holds)."""
 
     def __init__(
-        self, name: str, bins: Bins, n_other: int, n_sub: int, per_bin: int, mode: str
+        self, name: str, bins: Bins, n_other: int, n_sub: int, per_bin: int, rules: QueueRules
     ) -> None:
         self.name = name
         self.labels = bins.labels
-        self.required = np.full(len(bins), mode == "all", bool)
+        self.seen = _Seen(len(bins), rules)
         self.count = np.zeros(len(bins), np.int64)  # items per bin
         self.sub = np.zeros((len(bins), n_sub), np.int64)  # items per (bin, sub-bin)
         self.pools: list[list[deque[int]]] = [
             [deque() for _ in range(n_sub)] for _ in range(len(bins))
         ]  # ids per (bin, sub-bin), oldest first; may hold ids used up through the other side
+        self.arrived = np.zeros((len(bins), n_sub), np.int64)  # items ever queued per sub-bin
         self.cross = np.zeros((len(bins), n_other), np.int64)  # items per (bin, other's bin)
         self.by_other: list[list[deque[int]]] = [
             [deque() for _ in range(n_other)] for _ in range(len(bins))
         ]  # ids per (bin, bin in the other output), oldest first; may hold used-up ids
-        # A bin is ready when it can give per_bin picks from this many distinct sub-bins.
-        self.distinct = min(per_bin, n_sub)
 
 
 class PerOutputEngine(Engine):
@@ -271,9 +317,7 @@ class PerOutputEngine(Engine):
     ) -> None:
         n_sub = len(pair.sub_bins)
         self.sides = tuple(
-            _Side(
-                pair.names[o], pair.bins[o], len(pair.bins[1 - o]), n_sub, pair.per_bin, rules.mode
-            )
+            _Side(pair.names[o], pair.bins[o], len(pair.bins[1 - o]), n_sub, pair.per_bin, rules)
             for o in (0, 1)
         )
         self.mode = rules.mode
@@ -301,11 +345,11 @@ class PerOutputEngine(Engine):
 
     def observe(self, bins: tuple[int, ...]) -> None:
         for o, side in enumerate(self.sides):
-            side.required[bins[o]] = True
+            side.seen.add(bins[o])
 
     def fill(self) -> dict[str, BinFill]:
         return {
-            side.name: BinFill(side.labels, side.count.copy(), side.required.copy(), self.per_bin)
+            side.name: BinFill(side.labels, side.count.copy(), side.seen.required(), self.per_bin)
             for side in self.sides
         }
 
@@ -321,6 +365,7 @@ class PerOutputEngine(Engine):
             b, s, other = bins[o], bins[2 + o], bins[1 - o]
             side.count[b] += 1
             side.sub[b, s] += 1
+            side.arrived[b, s] += 1
             side.cross[b, other] += 1
             for ids, alive in (
                 (side.pools[b][s], side.sub[b, s]),
@@ -363,14 +408,25 @@ class PerOutputEngine(Engine):
     def complete(self, o: int) -> bool:
         """Whether output ``o`` can emit a set now."""
         side = self.sides[o]
-        req = side.required
+        req = side.seen.required()
         if self.seen < self.warmup or not req.any():
             return False
         count = side.count[req]
         enough = count >= self.per_bin
         if self.patience is None or not enough.all():
             return bool(enough.all())
-        varied = (side.sub[req] > 0).sum(axis=1) >= side.distinct
+        # Wait only for the sub-bins common in this bin (at least 1 / (2 per_bin) of what it
+        # received; until it received ``patience`` items, of what every bin received): the
+        # others may take thousands of samples to come, or never come.
+        arrived = side.arrived[req]
+        local = arrived.sum(axis=1, keepdims=True)
+        overall = side.arrived.sum(axis=0)
+        expected = np.where(
+            local >= self.patience,
+            arrived * (2 * self.per_bin) >= local,
+            overall * (2 * self.per_bin) >= overall.sum(),
+        )
+        varied = np.all((side.sub[req] > 0) | ~expected, axis=1)
         return bool(np.all(varied | (count >= self.patience)))
 
     def drain(self) -> list[RawSet]:
@@ -401,7 +457,7 @@ class PerOutputEngine(Engine):
         side = self.sides[o]
         items: list[Any] = []
         bins: list[int] = []
-        for b in np.flatnonzero(side.required).tolist():
+        for b in np.flatnonzero(side.seen.required()).tolist():
             taken = np.zeros(side.sub.shape[1], np.int64)
             for _ in range(self.per_bin):
                 s = self._pick_sub(o, b, taken)

@@ -57,6 +57,10 @@ __all__ = [
 REQUIRE_MODES = ("all", "seen")
 """Values of ``Balancer(require=...)``."""
 
+DEFAULT_MIN_SHARE = 0.001
+"""``require="seen"``: bins holding less than this share of the samples are not required (see
+"Required bins" in :mod:`imitation.balance`)."""
+
 
 @dataclass(frozen=True)
 class SchemeSpec:
@@ -130,6 +134,9 @@ class Balancer(ABC):
         require: ``"all"``: a set needs every defined bin; ``"seen"``: only bins the data has
             shown (see "Required bins" in the module docstring).
         warmup: Stream mode with ``require="seen"``: samples to add before the first set.
+        min_share: With ``require="seen"``: a bin (v1: a cell) is required only while it holds at
+            least this share of the samples seen (default :data:`DEFAULT_MIN_SHARE`; 0: every
+            bin seen once). Rarer bins would hold every set back to their own rate.
     """
 
     SPEC: ClassVar[SchemeSpec]
@@ -142,6 +149,7 @@ class Balancer(ABC):
         max_per_bin: int | None = 1000,
         require: str = "all",
         warmup: int = 0,
+        min_share: float | None = None,
     ) -> None:
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -155,6 +163,13 @@ class Balancer(ABC):
         check_int("warmup", warmup, minimum=0)
         if warmup and require == "all":
             raise ValueError("warmup only applies with require='seen'")
+        if min_share is None:
+            min_share = DEFAULT_MIN_SHARE if require == "seen" else 0.0
+        if not 0.0 <= float(min_share) < 1.0:
+            raise ValueError(f"min_share must be in [0, 1), got {min_share}")
+        if min_share and require == "all":
+            raise ValueError("min_share only applies with require='seen'")
+        self.min_share = float(min_share)
         self.spec = self.SPEC
         self.rng = rng
         self.max_per_bin = max_per_bin
@@ -187,7 +202,9 @@ class Balancer(ABC):
 
     def _stream_rules(self) -> QueueRules:
         mode = "seen" if self.require == "seen" else "all"
-        return QueueRules(mode=mode, warmup=self.warmup, max_per_bin=self.max_per_bin)
+        return QueueRules(
+            mode=mode, warmup=self.warmup, max_per_bin=self.max_per_bin, min_share=self.min_share
+        )
 
     # -- stream mode -----------------------------------------------------------------------
 
@@ -229,7 +246,7 @@ class Balancer(ABC):
         """A dataset-mode engine; with ``require="seen"`` only the bins present are required."""
         if self.require == "all":
             return self._new_engine(n_columns, QueueRules())
-        engine = self._new_engine(n_columns, QueueRules(mode="observed"))
+        engine = self._new_engine(n_columns, QueueRules(mode="observed", min_share=self.min_share))
         for row in bins:
             engine.observe(row)
         return engine
@@ -438,6 +455,7 @@ class BalancerV4(BalancerV3):
         max_per_bin: See :class:`Balancer`.
         require: See :class:`Balancer`.
         warmup: See :class:`Balancer`.
+        min_share: See :class:`Balancer`.
         per_bin: Samples per bin of the balanced output in each set (default: one per
             ``SIGNED_V1`` sub-bin of the other output, 9).
         patience: Stream mode: samples a bin may hold before it is used without every sub-bin
@@ -453,10 +471,13 @@ class BalancerV4(BalancerV3):
         max_per_bin: int | None = 1000,
         require: str = "all",
         warmup: int = 0,
+        min_share: float | None = None,
         per_bin: int = len(SIGNED_V1),
         patience: int | None = None,
     ) -> None:
-        super().__init__(rng=rng, max_per_bin=max_per_bin, require=require, warmup=warmup)
+        super().__init__(
+            rng=rng, max_per_bin=max_per_bin, require=require, warmup=warmup, min_share=min_share
+        )
         if per_bin < 1:
             raise ValueError(f"per_bin must be >= 1, got {per_bin}")
         if max_per_bin is not None and max_per_bin < per_bin:
@@ -473,7 +494,7 @@ class BalancerV4(BalancerV3):
             return None
         if self._patience_value is not None:
             return min(self._patience_value, max_per_bin)
-        return min(4 * self._pair.per_bin, max_per_bin)
+        return min(2 * self._pair.per_bin, max_per_bin)
 
 
 SCHEMES: dict[str, type[Balancer]] = {
