@@ -459,7 +459,7 @@ class BalancerV4(BalancerV3):
         per_bin: Samples per bin of the balanced output in each set (default: one per
             ``SIGNED_V1`` sub-bin of the other output, 9).
         patience: Stream mode: samples a bin may hold before it is used without every sub-bin
-            (default ``4 * per_bin``, at most ``max_per_bin``).
+            (default ``2 * per_bin``, at most ``max_per_bin``).
     """
 
     SPEC = V4_SPEC

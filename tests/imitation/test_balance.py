@@ -276,7 +276,7 @@ def test_v4_flattens_the_secondary_output() -> None:
 
 def test_v4_stream_mode_sub_balances() -> None:
     actions = v4_dataset()
-    balancer = BalancerV4(rng=rng(), max_per_bin=100)
+    balancer = BalancerV4(rng=rng(), max_per_bin=100, patience=36)  # waits for all 9 sub-bins
     emitted = []
     for i in rng(1).permutation(len(actions)):
         emitted += balancer.add_item(int(i), actions[i])
