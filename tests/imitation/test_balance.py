@@ -117,7 +117,9 @@ def test_v1_two_outputs_bins_pedals_separately_into_225_sample_sets() -> None:
     serves = np.bincount([cell for _, cell in slots], minlength=225)
     # Per steering bin: released once, every pressed accel and brake bin three times.
     assert serves[BalancerV1.combination((0, 0, 4))] == 1
-    assert serves[BalancerV1.combination((2, 0, 4))] == serves[BalancerV1.combination((0, 3, 4))] == 3
+    assert (
+        serves[BalancerV1.combination((2, 0, 4))] == serves[BalancerV1.combination((0, 3, 4))] == 3
+    )
     actions = _v1_two_output_dataset(scale=3)
     result = BalancerV1(rng=rng()).balance(actions)
     assert [len(s) for s in result.sets] == [225, 225, 225]
