@@ -54,17 +54,55 @@ class BufferConfig:
         capacity: samples per buffer (the original: 25,000).
         start_fill: fraction of ``capacity`` that must be present before any draw (0.9).
         per_output: one buffer per output instead of one shared buffer.
+        outputs: names of the per-output buffers when they are not the model's outputs: v2's
+            ``("accel", "brake", "steering")``, whose accel and brake buffers both train a
+            merged ``throttle_brake`` output (see :func:`output_columns`); () = the model's.
     """
 
     capacity: int = 25_000
     start_fill: float = 0.9
     per_output: bool = False
+    outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", tuple(str(o) for o in self.outputs))
         if self.capacity < 1:
             raise ValueError(f"buffer capacity must be >= 1, got {self.capacity}")
         if not 0.0 < self.start_fill <= 1.0:
             raise ValueError(f"start_fill must be in (0, 1], got {self.start_fill}")
+
+
+OUTPUT_ALIASES: dict[str, tuple[str, ...]] = {
+    "accel": ("accel", "throttle", "throttle_brake"),
+    "throttle": ("throttle", "accel", "throttle_brake"),
+    "brake": ("brake", "throttle_brake"),
+}
+"""A balanced output -> the model outputs it can train, best first (v2's accel and brake train
+``throttle``/``brake`` outputs when the model has them, else the merged ``throttle_brake``)."""
+
+
+def output_columns(buffers: Sequence[str], model_outputs: Sequence[str]) -> dict[str, int]:
+    """Which model output (its column in the action) each per-output buffer trains.
+
+    A buffer named like a model output trains it; v2's ``accel`` and ``brake`` train the
+    model's ``throttle``/``brake`` outputs, or both its merged ``throttle_brake`` (the default
+    2-output model: a brake set teaches the same output as an accel set, from the other side).
+
+    Raises:
+        ValueError: If a buffer matches no model output.
+    """
+    outs = list(model_outputs)
+    columns: dict[str, int] = {}
+    for name in buffers:
+        match = next((c for c in OUTPUT_ALIASES.get(name, (name,)) if c in outs), None)
+        if match is None:
+            raise ValueError(
+                f"per-output buffer {name!r} matches no model output {outs}: a model trained on "
+                f"{list(buffers)} needs outputs named after them (accel and brake may also "
+                "train one merged 'throttle_brake')"
+            )
+        columns[name] = outs.index(match)
+    return columns
 
 
 def as_batch(data: Any) -> dict[str, np.ndarray]:
@@ -278,6 +316,9 @@ class BufferSet:
 
     Args:
         names: buffer names: ``("shared",)`` or the output names (per-output buffers).
+        columns: per-output buffers: the model output (column of the action) each trains, and
+            ``width`` the number of model outputs; default buffer ``i`` trains output ``i``.
+        width: number of model outputs (the mask's width); default ``len(names)``.
         capacity: samples per buffer.
         start_fill: fraction of capacity required before a draw.
         rng: generator for draws and storage refills.
@@ -288,6 +329,8 @@ class BufferSet:
         self,
         *,
         names: Sequence[str] = ("shared",),
+        columns: Mapping[str, int] | None = None,
+        width: int | None = None,
         capacity: int = 25_000,
         start_fill: float = 0.9,
         rng: np.random.Generator,
@@ -296,6 +339,8 @@ class BufferSet:
         if not names:
             raise ValueError("a BufferSet needs at least one buffer name")
         self.rng = rng
+        self.columns = dict(columns) if columns is not None else {n: i for i, n in enumerate(names)}
+        self.width = int(width) if width is not None else len(names)
         self.buffers = {
             n: SampleBuffer(capacity=capacity, start_fill=start_fill, rng=rng, name=n, clock=clock)
             for n in names
@@ -310,10 +355,17 @@ class BufferSet:
         rng: np.random.Generator,
         clock: Callable[[], float] = time.monotonic,
     ) -> BufferSet:
-        """Shared or per-output buffers as ``config`` says."""
-        names = tuple(outputs) if config.per_output else ("shared",)
+        """Shared or per-output buffers as ``config`` says.
+
+        Args:
+            outputs: the model's outputs.
+        """
+        names = (config.outputs or tuple(outputs)) if config.per_output else ("shared",)
+        columns = output_columns(names, outputs) if config.per_output else None
         return cls(
             names=names,
+            columns=columns,
+            width=len(outputs) if config.per_output else None,
             capacity=config.capacity,
             start_fill=config.start_fill,
             rng=rng,
@@ -375,10 +427,10 @@ class BufferSet:
         batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if not self.per_output:
             return batch, np.ones((batch_size, 1), np.float32)
-        mask = np.zeros((batch_size, len(names)), np.float32)
+        mask = np.zeros((batch_size, self.width), np.float32)
         row = 0
-        for i, s in enumerate(shares):
-            mask[row : row + s, i] = 1.0
+        for name, s in zip(names, shares, strict=True):
+            mask[row : row + s, self.columns[name]] = 1.0
             row += s
         return batch, mask
 
@@ -404,7 +456,7 @@ class BufferSet:
         return added
 
     def refill_from_storage(
-        self, store: Store, *, indices: np.ndarray | None = None
+        self, store: Store, *, indices: np.ndarray | Mapping[str, np.ndarray] | None = None
     ) -> dict[str, int]:
         """Top every buffer up to capacity with random samples read from storage.
 
@@ -413,18 +465,23 @@ class BufferSet:
 
         Args:
             store: a storage with ``len`` and ``read_batch``.
-            indices: storage indices to draw from (e.g. training towns only); default all.
+            indices: storage indices to draw from (e.g. training towns only); default all. Per
+                buffer name for per-output buffers filled from their own stores (a v2 folder
+                read as one :class:`~imitation.balance.PerOutputStore`).
 
         Returns:
             samples added per buffer.
         """
-        pool = (
-            np.arange(len(store), dtype=np.int64)
-            if indices is None
-            else np.asarray(indices, np.int64)
-        )
         counts: dict[str, int] = {}
         for name, buffer in self.buffers.items():
+            if isinstance(indices, Mapping):
+                if name not in indices:
+                    raise KeyError(f"no storage indices for buffer {name!r}; got {list(indices)}")
+                pool = np.asarray(indices[name], np.int64)
+            elif indices is None:
+                pool = np.arange(len(store), dtype=np.int64)
+            else:
+                pool = np.asarray(indices, np.int64)
             held = buffer.source_indices()
             candidates = (
                 np.setdiff1d(pool, held[held >= 0], assume_unique=False) if len(held) else pool

@@ -17,7 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "before/after histograms. Schemes are documented in imitation/balance/__init__.py."
         ),
     )
-    p.add_argument("--scheme", choices=["v1", "v2", "v3", "v4"], default="v3")
+    p.add_argument(
+        "--scheme",
+        choices=["v1", "v2", "v3", "v4"],
+        default="v3",
+        help="v2 writes one store per output into --out/<output>: train on --out itself",
+    )
     p.add_argument("--in", dest="src", type=Path, required=True, help="store to balance")
     p.add_argument("--out", type=Path, required=True, help="where to write the balanced store")
     p.add_argument("--plots", type=Path, default=None, help="histogram folder (default: --out)")
@@ -37,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     """Balance --in into --out; print set counts and where everything went."""
     import numpy as np
 
-    from imitation.balance import balance_store, make_balancer
+    from imitation.balance import balance_store, make_balancer, require_single_store
     from imitation.storage import SampleStore
 
-    if not args.src.is_dir():
-        raise SystemExit(f"--in {args.src}: no such store directory")
+    try:
+        require_single_store(args.src, what="gta5drive balance --in")
+    except ValueError as exc:
+        raise SystemExit(f"--in {exc}") from None
     if args.out.resolve() == args.src.resolve():
         raise SystemExit("--out must differ from --in (balancing writes a new store)")
     if any(args.out.glob("*.g5c")):

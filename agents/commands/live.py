@@ -65,9 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--balance",
-        choices=["v1", "v3", "v4", "off"],
+        choices=["v1", "v2", "v3", "v4", "off"],
         default=field_default(LiveConfig, "balance") or "off",
-        help="collectors' stream balancing (off: send every sample, the most data per minute)",
+        help="collectors' stream balancing (off: send every sample, the most data per minute; "
+        "v2: one trainer buffer per output)",
     )
     # The trainer's settings: defaults from default_train_config, the live system's own.
     base = default_train_config()

@@ -16,7 +16,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train a behaviour-cloning model from stored demonstrations"
     )
-    p.add_argument("--data", required=True, help="demonstrations storage folder")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="demonstrations storage folder, or a v2 collection folder (one store per output: "
+        "one buffer per output, each filled from its own store)",
+    )
     p.add_argument("--out", default="runs/bc", help="run folder (checkpoints, tensorboard)")
     add_config_flags(
         p,
@@ -64,11 +69,26 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def open_store(path: str) -> Any:
-    """Open a demonstrations storage folder for reading."""
-    from imitation.storage import SampleStore
+def open_store(path: str, *, per_output: bool = False) -> Any:
+    """Open a storage folder, or a v2 folder as a :class:`~imitation.balance.PerOutputStore`.
 
-    return SampleStore(path)
+    Raises:
+        SystemExit: With a clear message for a folder that holds neither, or for per-output
+            buffers asked of one store (they would all be filled from the same samples).
+    """
+    from imitation.balance import PerOutputStore, open_samples
+
+    try:
+        store = open_samples(path)
+    except ValueError as exc:
+        raise SystemExit(f"--data {exc}") from None
+    if per_output and not isinstance(store, PerOutputStore):
+        raise SystemExit(
+            f"--per-output-buffers: {path} is one store, so every buffer would be filled from "
+            "the same samples; give a v2 collection folder (gta5drive collect --balance v2, or "
+            "gta5drive balance --scheme v2), whose per-output stores fill one buffer each"
+        )
+    return store
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -91,7 +111,11 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Train and print where the outputs went."""
     config = train_config_from_args(args)
-    store = open_store(args.data)
+    store = open_store(args.data, per_output=config.buffer.per_output)
+    groups = getattr(store, "output_indices", None)
+    if groups is not None:
+        sizes = ", ".join(f"{name} {len(idx)}" for name, idx in groups.items())
+        print(f"v2 folder: one buffer per output ({sizes} samples)")
     final = train_bc(config=config, store=store, out_dir=args.out, resume=args.resume)
     print(f"checkpoint: {final}")
     print(f"tensorboard: tensorboard --logdir {args.out}/tensorboard")

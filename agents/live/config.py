@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gta_env.fields import check_ints
-from imitation.balance import SCHEMES, make_balancer
-from imitation.buffer import BufferConfig
+from imitation.balance import SCHEMES, V2_OUTPUTS, make_balancer
+from imitation.buffer import BufferConfig, output_columns
 from imitation.models import ModelConfig
 from imitation.noise import NoiseConfig
 from imitation.storage import StorageConfig
@@ -79,8 +79,8 @@ class LiveConfig:
         collector_stuck_window: collectors' env ``stuck_window`` (seconds of game time).
         player_stuck_window: players' env ``stuck_window``; new weights are swapped in at an
             unstuck, so a shorter window swaps sooner (and is stricter on the driving).
-        balance: stream balancing scheme (``"v1"``, ``"v3"``, ``"v4"``; ``"v2"`` needs
-            per-output buffers), or None: every recorded sample is sent (in sets of
+        balance: stream balancing scheme (``"v1"`` ... ``"v4"``; ``"v2"`` gives the trainer
+            one buffer per v2 output, accel and brake both training ``throttle_brake``), or None: every recorded sample is sent (in sets of
             ``send_every``); the most data per minute, unbalanced.
         send_every: samples per set sent when ``balance`` is None.
         require: balancer bins required (``"seen"`` suits the continuous expert).
@@ -168,11 +168,12 @@ class LiveConfig:
                 f"LiveConfig.balance must be None (off) or one of {sorted(SCHEMES)}, "
                 f"got {self.balance!r}"
             )
-        if self.balance == "v2" and not self.train.buffer.per_output:
-            raise ValueError(
-                "balance='v2' sends sets per output: give the trainer per-output buffers "
-                "(train.buffer.per_output=True) or choose v1, v3 or v4"
-            )
+        if self.balance == "v2":
+            # v2 sends sets per output (accel, brake, steering): one buffer each, mapped onto
+            # the model's outputs (accel and brake both train a merged throttle_brake).
+            buffer = replace(self.train.buffer, per_output=True, outputs=V2_OUTPUTS)
+            output_columns(buffer.outputs, [o.name for o in self.train.model.outputs])
+            object.__setattr__(self, "train", replace(self.train, buffer=buffer))
         model = self.train.model
         if model.frame_stack > 1 or model.history or model.needs_prev_action:
             raise ValueError(

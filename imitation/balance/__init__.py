@@ -104,6 +104,13 @@ from imitation.balance.schemes import (
 )
 from imitation.balance.sets import BalancedSet, BalanceResult, BinFill
 from imitation.balance.store import StoreBalanceReport, balance_store
+from imitation.balance.stores import (
+    V2_OUTPUTS,
+    PerOutputStore,
+    open_samples,
+    per_output_dirs,
+    require_single_store,
+)
 
 __all__ = [
     "PEDAL_V1",
@@ -112,6 +119,7 @@ __all__ = [
     "SCHEMES",
     "SIGNED_V1",
     "SIGNED_V2",
+    "V2_OUTPUTS",
     "BalanceResult",
     "BalancedSet",
     "Balancer",
@@ -121,8 +129,12 @@ __all__ = [
     "BalancerV4",
     "BinFill",
     "Bins",
+    "PerOutputStore",
     "SchemeSpec",
     "StoreBalanceReport",
     "balance_store",
     "make_balancer",
+    "open_samples",
+    "per_output_dirs",
+    "require_single_store",
 ]

@@ -15,7 +15,6 @@ How any engine queues is one :class:`QueueRules`; what a per-output engine balan
 
 from __future__ import annotations
 
-import bisect
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -54,11 +53,53 @@ class QueueRules:
         mode: Which bins a set requires, one of :data:`MODES`.
         warmup: Items to queue before the first set (stream mode with ``"seen"``).
         max_per_bin: The most items queued per bin (the oldest is dropped), or None.
+        min_share: ``"seen"``/``"observed"``: a bin is required only while at least this share
+            of the items seen so far fell in it (0: from its first item). A bin rarer than that
+            would hold every set back to its own rate (one set per ``per_bin / share`` items):
+            its items wait unused until it gets common enough.
     """
 
     mode: str = "all"
     warmup: int = 0
     max_per_bin: int | None = None
+    min_share: float = 0.0
+
+
+class _Seen:
+    """How many items fell in each bin, and which bins that makes required.
+
+    In stream mode (``"seen"``) the counts fade: every :data:`HALF_LIFE` items they are
+    halved, so a bin that was common in the last towns but no longer shows up stops being
+    required after a while instead of holding every set back.
+    """
+
+    def __init__(self, n: int, rules: QueueRules) -> None:
+        self.all = rules.mode == "all"
+        self.counts = np.zeros(n, np.float64)
+        self.total = 0.0
+        self.min_share = rules.min_share
+        self.fade = rules.mode == "seen" and rules.min_share > 0
+        self._since = 0
+
+    def add(self, i: int) -> None:
+        self.counts[i] += 1.0
+        self.total += 1.0
+        self._since += 1
+        if self.fade and self._since >= HALF_LIFE:
+            self.counts *= 0.5
+            self.total *= 0.5
+            self._since = 0
+
+    def required(self) -> np.ndarray:
+        if self.all:
+            return np.ones(len(self.counts), bool)
+        if not self.min_share:
+            return self.counts > 0
+        return self.counts >= max(1.0, self.min_share * self.total)
+
+
+HALF_LIFE = 5000
+"""Stream mode with ``min_share``: items after which the counts that decide required bins halve."""
 
 
 @dataclass(frozen=True)
@@ -108,14 +149,21 @@ class Engine(ABC):
 
 
 class CellEngine(Engine):
-    """Queues per cell; a set is one item from every required cell (v1, and each v2 output).
+    """Queues per cell; a set is one item per required slot (v1, and each v2 output).
+
+    A *slot* is a place in a set; each slot is served by one cell, and a cell may serve several
+    slots (v1 on 2-column actions: a combination with both pedals pressed cannot occur, so its
+    slot is served by the accel or the brake cell beside it). A set holds one item per required
+    slot, so a cell must hold as many items as it serves required slots.
 
     Args:
         output: The output the sets balance (None for v1's combinations).
-        required: Every cell a set can require, in set order.
+        required: Every cell a set can require, in cell order (labels, fill).
         key: An item's cell from its bins.
         labels: One label per cell of ``required``.
         rules: How items are queued.
+        slots: ``(slot id, cell)`` of every slot in set order (default: one slot per cell, the
+            slot id being the cell). A slot is required when its cell is.
     """
 
     def __init__(
@@ -126,60 +174,78 @@ class CellEngine(Engine):
         key: Callable[[tuple[int, ...]], int],
         labels: Sequence[str],
         rules: QueueRules,
+        slots: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         self.output = output
         self.possible = list(required)
         self.labels = tuple(labels)
         self.key = key
         self.mode = rules.mode
-        self.required = list(self.possible) if rules.mode == "all" else []
-        self._required = set(self.required)
+        self.slots = list(slots) if slots is not None else [(c, c) for c in self.possible]
+        self.serves: dict[int, int] = dict.fromkeys(self.possible, 0)  # slots per cell
+        for _, cell in self.slots:
+            self.serves[cell] += 1
+        self.pos = {c: i for i, c in enumerate(self.possible)}
+        self.counts = np.zeros(len(self.possible), np.int64)  # items queued per cell
+        self.need = np.array([self.serves[c] for c in self.possible], np.int64)
+        self.seen_bins = _Seen(len(self.possible), rules)
         self.queues: dict[int, deque[Any]] = {c: deque() for c in self.possible}
-        self.filled = 0  # required cells with a queued item (only required cells hold items)
         self.max_per_bin = rules.max_per_bin
         self.warmup = rules.warmup
         self.seen = 0
 
+    @property
+    def required(self) -> list[int]:
+        """The required cells, in cell order."""
+        req = self.seen_bins.required()
+        return [c for c, r in zip(self.possible, req.tolist(), strict=True) if r]
+
     def observe(self, bins: tuple[int, ...]) -> None:
-        c = self.key(bins)
-        if c in self.queues and c not in self._required:
-            self._required.add(c)
-            bisect.insort(self.required, c)
+        i = self.pos.get(self.key(bins))
+        if i is not None:
+            self.seen_bins.add(i)
 
     def add(self, item: Any, bins: tuple[int, ...]) -> list[RawSet]:
         c = self.key(bins)
         q = self.queues.get(c)
         if q is None:  # unreachable cell: cannot happen for valid actions
             return []
+        i = self.pos[c]
         self.seen += 1
         if self.mode == "seen":
             self.observe(bins)
-        if c not in self._required:  # "observed" mode, cell not observed: nothing to balance
+        if not self.seen_bins.all and self.seen_bins.counts[i] == 0:  # "observed": never seen
             return []
-        if not q:
-            self.filled += 1
         q.append(item)
-        if self.max_per_bin is not None and len(q) > self.max_per_bin:
-            q.popleft()
+        self.counts[i] += 1
+        if self.max_per_bin is not None and len(q) > max(self.max_per_bin, self.serves[c]):
+            q.popleft()  # the cell holds items of this cell only: the oldest is as good as any
+            self.counts[i] -= 1
             self.dropped += 1
         out: list[RawSet] = []
-        while self.seen >= self.warmup and self.required and self.filled == len(self.required):
-            items = []
-            for cell in self.required:
-                queue = self.queues[cell]
-                items.append(queue.popleft())
-                if not queue:
-                    self.filled -= 1
-            out.append((self.output, items, list(self.required)))
+        if self.seen < self.warmup:
+            return out
+        req = self.seen_bins.required()
+        while req.any() and np.all(self.counts[req] >= self.need[req]):
+            items, ids = [], []
+            for slot, cell in self.slots:
+                j = self.pos[cell]
+                if req[j]:
+                    items.append(self.queues[cell].popleft())
+                    self.counts[j] -= 1
+                    ids.append(slot)
+            out.append((self.output, items, ids))
         return out
 
     def pending(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
     def fill(self) -> dict[str, BinFill]:
-        counts = np.array([len(self.queues[c]) for c in self.possible], np.int64)
-        required = np.array([c in self._required for c in self.possible], bool)
-        return {self.output or "combination": BinFill(self.labels, counts, required, 1)}
+        return {
+            self.output or "combination": BinFill(
+                self.labels, self.counts.copy(), self.seen_bins.required(), 1, self.need.copy()
+            )
+        }
 
 
 class MultiEngine(Engine):
@@ -212,18 +278,22 @@ class MultiEngine(Engine):
 class _Side:
     """One output's queues in a :class:`PerOutputEngine` (ids of the items it holds)."""
 
-    def __init__(self, name: str, bins: Bins, n_sub: int, per_bin: int, mode: str) -> None:
+    def __init__(
+        self, name: str, bins: Bins, n_other: int, n_sub: int, per_bin: int, rules: QueueRules
+    ) -> None:
         self.name = name
         self.labels = bins.labels
-        self.required = np.full(len(bins), mode == "all", bool)
+        self.seen = _Seen(len(bins), rules)
         self.count = np.zeros(len(bins), np.int64)  # items per bin
         self.sub = np.zeros((len(bins), n_sub), np.int64)  # items per (bin, sub-bin)
         self.pools: list[list[deque[int]]] = [
             [deque() for _ in range(n_sub)] for _ in range(len(bins))
         ]  # ids per (bin, sub-bin), oldest first; may hold ids used up through the other side
-        self.arrival: list[deque[int]] = [deque() for _ in range(len(bins))]  # ids per bin
-        # A bin is ready when it can give per_bin picks from this many distinct sub-bins.
-        self.distinct = min(per_bin, n_sub)
+        self.arrived = np.zeros((len(bins), n_sub), np.int64)  # items ever queued per sub-bin
+        self.cross = np.zeros((len(bins), n_other), np.int64)  # items per (bin, other's bin)
+        self.by_other: list[list[deque[int]]] = [
+            [deque() for _ in range(n_other)] for _ in range(len(bins))
+        ]  # ids per (bin, bin in the other output), oldest first; may hold used-up ids
 
 
 class PerOutputEngine(Engine):
@@ -247,7 +317,8 @@ class PerOutputEngine(Engine):
     ) -> None:
         n_sub = len(pair.sub_bins)
         self.sides = tuple(
-            _Side(pair.names[o], pair.bins[o], n_sub, pair.per_bin, rules.mode) for o in (0, 1)
+            _Side(pair.names[o], pair.bins[o], len(pair.bins[1 - o]), n_sub, pair.per_bin, rules)
+            for o in (0, 1)
         )
         self.mode = rules.mode
         self.warmup = rules.warmup
@@ -269,15 +340,16 @@ class PerOutputEngine(Engine):
         for o, side in enumerate(self.sides):
             side.count[b[o]] -= 1
             side.sub[b[o], b[2 + o]] -= 1
+            side.cross[b[o], b[1 - o]] -= 1
         return item
 
     def observe(self, bins: tuple[int, ...]) -> None:
         for o, side in enumerate(self.sides):
-            side.required[bins[o]] = True
+            side.seen.add(bins[o])
 
     def fill(self) -> dict[str, BinFill]:
         return {
-            side.name: BinFill(side.labels, side.count.copy(), side.required.copy(), self.per_bin)
+            side.name: BinFill(side.labels, side.count.copy(), side.seen.required(), self.per_bin)
             for side in self.sides
         }
 
@@ -290,25 +362,39 @@ class PerOutputEngine(Engine):
         self.next_id += 1
         self.alive[uid] = (item, bins)
         for o, side in enumerate(self.sides):
-            b, s = bins[o], bins[2 + o]
+            b, s, other = bins[o], bins[2 + o], bins[1 - o]
             side.count[b] += 1
             side.sub[b, s] += 1
-            pool = side.pools[b][s]
-            pool.append(uid)
-            if len(pool) > 2 * side.sub[b, s] + 64:
-                self._compact(pool)  # drop ids used up through the other output
-            arrivals = side.arrival[b]
-            arrivals.append(uid)
-            if len(arrivals) > 2 * side.count[b] + 64:
-                self._compact(arrivals)
+            side.arrived[b, s] += 1
+            side.cross[b, other] += 1
+            for ids, alive in (
+                (side.pools[b][s], side.sub[b, s]),
+                (side.by_other[b][other], side.cross[b, other]),
+            ):
+                ids.append(uid)
+                if len(ids) > 2 * alive + 64:
+                    self._compact(ids)  # drop ids used up through the other output
         if self.max_per_bin is not None:
             for o, side in enumerate(self.sides):
                 if side.count[bins[o]] > self.max_per_bin:
-                    arrivals = side.arrival[bins[o]]
-                    while arrivals[0] not in self.alive:
-                        arrivals.popleft()
-                    self._kill(arrivals.popleft())
+                    self._evict(o, bins[o])
                     self.dropped += 1
+
+    def _evict(self, o: int, b: int) -> None:
+        """Drop one item of the overfull bin ``b`` of output ``o``, sparing rare ones.
+
+        Every item of the bin is as common as any other *in this output*, but not in the other
+        one: the item dropped is the oldest of those whose bin in the other output holds the
+        most items, so a crowded bin (straight ahead) never throws away the rare samples it
+        also holds for the other output's sets (hard braking).
+        """
+        side, other = self.sides[o], self.sides[1 - o]
+        avail = np.flatnonzero(side.cross[b] > 0)
+        ob = int(avail[np.argmax(other.count[avail])])
+        ids = side.by_other[b][ob]
+        while ids[0] not in self.alive:
+            ids.popleft()
+        self._kill(ids.popleft())
 
     def _compact(self, ids: deque[int]) -> None:
         alive = [uid for uid in ids if uid in self.alive]
@@ -322,14 +408,25 @@ class PerOutputEngine(Engine):
     def complete(self, o: int) -> bool:
         """Whether output ``o`` can emit a set now."""
         side = self.sides[o]
-        req = side.required
+        req = side.seen.required()
         if self.seen < self.warmup or not req.any():
             return False
         count = side.count[req]
         enough = count >= self.per_bin
         if self.patience is None or not enough.all():
             return bool(enough.all())
-        varied = (side.sub[req] > 0).sum(axis=1) >= side.distinct
+        # Wait only for the sub-bins common in this bin (at least 1 / (2 per_bin) of what it
+        # received; until it received ``patience`` items, of what every bin received): the
+        # others may take thousands of samples to come, or never come.
+        arrived = side.arrived[req]
+        local = arrived.sum(axis=1, keepdims=True)
+        overall = side.arrived.sum(axis=0)
+        expected = np.where(
+            local >= self.patience,
+            arrived * (2 * self.per_bin) >= local,
+            overall * (2 * self.per_bin) >= overall.sum(),
+        )
+        varied = np.all((side.sub[req] > 0) | ~expected, axis=1)
         return bool(np.all(varied | (count >= self.patience)))
 
     def drain(self) -> list[RawSet]:
@@ -360,7 +457,7 @@ class PerOutputEngine(Engine):
         side = self.sides[o]
         items: list[Any] = []
         bins: list[int] = []
-        for b in np.flatnonzero(side.required).tolist():
+        for b in np.flatnonzero(side.seen.required()).tolist():
             taken = np.zeros(side.sub.shape[1], np.int64)
             for _ in range(self.per_bin):
                 s = self._pick_sub(o, b, taken)

@@ -57,6 +57,10 @@ __all__ = [
 REQUIRE_MODES = ("all", "seen")
 """Values of ``Balancer(require=...)``."""
 
+DEFAULT_MIN_SHARE = 0.001
+"""``require="seen"``: bins holding less than this share of the samples are not required (see
+"Required bins" in :mod:`imitation.balance`)."""
+
 
 @dataclass(frozen=True)
 class SchemeSpec:
@@ -130,6 +134,9 @@ class Balancer(ABC):
         require: ``"all"``: a set needs every defined bin; ``"seen"``: only bins the data has
             shown (see "Required bins" in the module docstring).
         warmup: Stream mode with ``require="seen"``: samples to add before the first set.
+        min_share: With ``require="seen"``: a bin (v1: a cell) is required only while it holds at
+            least this share of the samples seen (default :data:`DEFAULT_MIN_SHARE`; 0: every
+            bin seen once). Rarer bins would hold every set back to their own rate.
     """
 
     SPEC: ClassVar[SchemeSpec]
@@ -142,6 +149,7 @@ class Balancer(ABC):
         max_per_bin: int | None = 1000,
         require: str = "all",
         warmup: int = 0,
+        min_share: float | None = None,
     ) -> None:
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -155,6 +163,13 @@ class Balancer(ABC):
         check_int("warmup", warmup, minimum=0)
         if warmup and require == "all":
             raise ValueError("warmup only applies with require='seen'")
+        if min_share is None:
+            min_share = DEFAULT_MIN_SHARE if require == "seen" else 0.0
+        if not 0.0 <= float(min_share) < 1.0:
+            raise ValueError(f"min_share must be in [0, 1), got {min_share}")
+        if min_share and require == "all":
+            raise ValueError("min_share only applies with require='seen'")
+        self.min_share = float(min_share)
         self.spec = self.SPEC
         self.rng = rng
         self.max_per_bin = max_per_bin
@@ -187,7 +202,9 @@ class Balancer(ABC):
 
     def _stream_rules(self) -> QueueRules:
         mode = "seen" if self.require == "seen" else "all"
-        return QueueRules(mode=mode, warmup=self.warmup, max_per_bin=self.max_per_bin)
+        return QueueRules(
+            mode=mode, warmup=self.warmup, max_per_bin=self.max_per_bin, min_share=self.min_share
+        )
 
     # -- stream mode -----------------------------------------------------------------------
 
@@ -229,7 +246,7 @@ class Balancer(ABC):
         """A dataset-mode engine; with ``require="seen"`` only the bins present are required."""
         if self.require == "all":
             return self._new_engine(n_columns, QueueRules())
-        engine = self._new_engine(n_columns, QueueRules(mode="observed"))
+        engine = self._new_engine(n_columns, QueueRules(mode="observed", min_share=self.min_share))
         for row in bins:
             engine.observe(row)
         return engine
@@ -305,7 +322,17 @@ class Balancer(ABC):
 
 
 class BalancerV1(Balancer):
-    """v1: one sample of every (accel, brake, steering) bin combination per set (see module)."""
+    """v1: one sample of every (accel, brake, steering) bin combination per set (see module).
+
+    Sets have 5 x 5 x 9 = 225 slots, one per combination, for either action layout. From
+    2-column ``[throttle_brake, steering]`` actions accel and brake are binned separately
+    (``max(a, 0)``, ``max(-a, 0)``), but a merged action never presses both, so the 144
+    combinations with both pedals pressed cannot occur: the slot of such a combination
+    ``(a, b, s)`` is served by the accel-only cell ``(a, 0, s)`` when ``a + b`` is even, else by
+    the brake-only cell ``(0, b, s)``. Per steering bin a set then holds one "released" sample
+    and three of every pressed accel and brake bin (25 in all), and each set still has 225
+    samples with the original's size and one entry per combination in :attr:`BalancedSet.bins`.
+    """
 
     SPEC = V1_SPEC
 
@@ -316,7 +343,7 @@ class BalancerV1(Balancer):
 
     @staticmethod
     def required_combinations(n_columns: int) -> list[int]:
-        """225 combinations for 3-column actions, the 81 reachable ones for 2-column actions."""
+        """Cells that can hold samples: all 225 for 3-column actions, 81 for 2-column ones."""
         return [
             BalancerV1.combination((a, b, s))
             for a in range(len(PEDAL_V1))
@@ -325,12 +352,34 @@ class BalancerV1(Balancer):
             if n_columns == 3 or a == 0 or b == 0
         ]
 
+    @staticmethod
+    def slots(n_columns: int) -> list[tuple[int, int]]:
+        """(combination, cell serving it) for the 225 slots of a set (see the class docstring)."""
+        out = []
+        for a in range(len(PEDAL_V1)):
+            for b in range(len(PEDAL_V1)):
+                for s in range(len(SIGNED_V1)):
+                    combo = BalancerV1.combination((a, b, s))
+                    if n_columns == 3 or a == 0 or b == 0:
+                        cell = combo
+                    elif (a + b) % 2 == 0:
+                        cell = BalancerV1.combination((a, 0, s))
+                    else:
+                        cell = BalancerV1.combination((0, b, s))
+                    out.append((combo, cell))
+        return out
+
     def _new_engine(self, n_columns: int, rules: QueueRules) -> Engine:
         required = self.required_combinations(n_columns)
         p, s = PEDAL_V1.labels, SIGNED_V1.labels
         labels = [f"{p[c // 45]}|{p[c // 9 % 5]}|{s[c % 9]}" for c in required]
         return CellEngine(
-            output=None, required=required, key=self.combination, labels=labels, rules=rules
+            output=None,
+            required=required,
+            key=self.combination,
+            labels=labels,
+            rules=rules,
+            slots=self.slots(n_columns),
         )
 
 
@@ -406,10 +455,11 @@ class BalancerV4(BalancerV3):
         max_per_bin: See :class:`Balancer`.
         require: See :class:`Balancer`.
         warmup: See :class:`Balancer`.
+        min_share: See :class:`Balancer`.
         per_bin: Samples per bin of the balanced output in each set (default: one per
             ``SIGNED_V1`` sub-bin of the other output, 9).
         patience: Stream mode: samples a bin may hold before it is used without every sub-bin
-            (default ``4 * per_bin``, at most ``max_per_bin``).
+            (default ``2 * per_bin``, at most ``max_per_bin``).
     """
 
     SPEC = V4_SPEC
@@ -421,10 +471,13 @@ class BalancerV4(BalancerV3):
         max_per_bin: int | None = 1000,
         require: str = "all",
         warmup: int = 0,
+        min_share: float | None = None,
         per_bin: int = len(SIGNED_V1),
         patience: int | None = None,
     ) -> None:
-        super().__init__(rng=rng, max_per_bin=max_per_bin, require=require, warmup=warmup)
+        super().__init__(
+            rng=rng, max_per_bin=max_per_bin, require=require, warmup=warmup, min_share=min_share
+        )
         if per_bin < 1:
             raise ValueError(f"per_bin must be >= 1, got {per_bin}")
         if max_per_bin is not None and max_per_bin < per_bin:
@@ -441,7 +494,7 @@ class BalancerV4(BalancerV3):
             return None
         if self._patience_value is not None:
             return min(self._patience_value, max_per_bin)
-        return min(4 * self._pair.per_bin, max_per_bin)
+        return min(2 * self._pair.per_bin, max_per_bin)
 
 
 SCHEMES: dict[str, type[Balancer]] = {

@@ -76,14 +76,19 @@ class BinFill:
         counts: Samples queued per bin.
         required: Whether each bin is required for a set (see "Required bins").
         per_bin: Samples a required bin must hold for a set.
+        need: Per bin, samples it must hold for a set when that differs between bins (v1 on
+            2-column actions, where a cell also serves the slots of impossible combinations);
+            None: ``per_bin`` for every bin.
     """
 
     labels: tuple[str, ...]
     counts: np.ndarray
     required: np.ndarray
     per_bin: int = 1
+    need: np.ndarray | None = None
 
     @property
     def ready(self) -> int:
         """Required bins holding enough samples for a set."""
-        return int(np.sum(self.required & (self.counts >= self.per_bin)))
+        need = self.per_bin if self.need is None else self.need
+        return int(np.sum(self.required & (self.counts >= need)))

@@ -11,7 +11,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,8 @@ class BatchMaker:
         buffers: the buffers to draw from.
         store: training storage (refills and context), or ``None`` for a stream.
         stream: iterator of balanced sets, or ``None``.
-        train_indices: storage indices allowed for training.
+        train_indices: storage indices allowed for training (per buffer name: per-output
+            buffers each filled from their own output's store).
         meta: small columns of the storage.
     """
 
@@ -134,7 +135,7 @@ class BatchMaker:
         buffers: BufferSet,
         store: Store | None,
         stream: Iterator[Any] | None,
-        train_indices: np.ndarray | None,
+        train_indices: np.ndarray | Mapping[str, np.ndarray] | None,
         meta: MetaTable | None,
     ) -> None:
         self.config = config

@@ -133,8 +133,18 @@ class Trainer:
             else:
                 self.train_indices = all_idx
         self.val_store = val_store
+        buffer_config = config.buffer
+        pools: np.ndarray | dict[str, np.ndarray] | None = self.train_indices
+        groups = getattr(store, "output_indices", None)
+        if groups is not None and self.train_indices is not None:
+            # One store per output (a v2 folder): one buffer per output, filled from its own.
+            buffer_config = replace(config.buffer, per_output=True, outputs=tuple(groups))
+            pools = {name: np.intersect1d(idx, self.train_indices) for name, idx in groups.items()}
+            empty = [name for name, idx in pools.items() if not len(idx)]
+            if empty:
+                raise ValueError(f"the stores of {empty} hold no training sample")
         self.buffers = BufferSet.from_config(
-            config.buffer,
+            buffer_config,
             outputs=[o.name for o in config.model.outputs],
             rng=np.random.default_rng(config.seed),
         )
@@ -143,7 +153,7 @@ class Trainer:
             buffers=self.buffers,
             store=store,
             stream=iter(stream) if stream is not None else None,
-            train_indices=self.train_indices,
+            train_indices=pools,
             meta=self.meta,
         )
         self.step = 0

@@ -110,23 +110,32 @@ def _v1_bins(row: np.ndarray) -> list[int]:
     ]
 
 
-def test_v1_two_outputs_requires_the_81_reachable_combinations() -> None:
+def test_v1_two_outputs_bins_pedals_separately_into_225_sample_sets() -> None:
     assert len(BalancerV1.required_combinations(2)) == 81
-    rows = []
-    k = 0
-    for a, av in enumerate(PEDAL_V1_REP):
-        for b, bv in enumerate(PEDAL_V1_REP):
-            if a and b:
-                continue
-            for sv in SIGNED_V1_REP:
-                rows += [[av - bv, sv]] * (3 + k % 5)  # min 3
-                k += 1
-    actions = np.array(rows)
+    slots = BalancerV1.slots(2)
+    assert sorted(combo for combo, _ in slots) == list(range(225))
+    serves = np.bincount([cell for _, cell in slots], minlength=225)
+    # Per steering bin: released once, every pressed accel and brake bin three times.
+    assert serves[BalancerV1.combination((0, 0, 4))] == 1
+    assert (
+        serves[BalancerV1.combination((2, 0, 4))] == serves[BalancerV1.combination((0, 3, 4))] == 3
+    )
+    actions = _v1_two_output_dataset(scale=3)
     result = BalancerV1(rng=rng()).balance(actions)
-    assert [len(s) for s in result.sets] == [81, 81, 81]
+    assert [len(s) for s in result.sets] == [225, 225, 225]
+    cell_of = dict(slots)
+    for s in result.sets:
+        assert sorted(s.bins) == list(range(225))
+        for i, combo in zip(s.items, s.bins, strict=True):
+            assert BalancerV1.combination(tuple(_v1_bins(_split(actions[i])))) == cell_of[combo]
+    assert len(set(result.indices().tolist())) == 3 * 225
     # One missing combination (full brake, full right) leaves nothing balanced.
     keep = ~((actions[:, 0] == -1.0) & (actions[:, 1] == 1.0))
     assert BalancerV1(rng=rng()).balance(actions[keep]).sets == ()
+
+
+def _split(row: np.ndarray) -> np.ndarray:
+    return np.array([max(row[0], 0.0), max(-row[0], 0.0), row[1]])
 
 
 # -------------------------------------------------------------------------------------- v2
@@ -269,7 +278,7 @@ def test_v4_flattens_the_secondary_output() -> None:
 
 def test_v4_stream_mode_sub_balances() -> None:
     actions = v4_dataset()
-    balancer = BalancerV4(rng=rng(), max_per_bin=100)
+    balancer = BalancerV4(rng=rng(), max_per_bin=100, patience=36)  # waits for all 9 sub-bins
     emitted = []
     for i in rng(1).permutation(len(actions)):
         emitted += balancer.add_item(int(i), actions[i])
@@ -354,7 +363,7 @@ def test_balance_store_writes_store_and_plots(tmp_path: Path, scheme: str) -> No
 # ------------------------------------------------------- required bins: continuous experts
 
 
-def _v1_two_output_dataset() -> np.ndarray:
+def _v1_two_output_dataset(scale: int = 3) -> np.ndarray:
     rows = []
     k = 0
     for a, av in enumerate(PEDAL_V1_REP):
@@ -362,7 +371,7 @@ def _v1_two_output_dataset() -> np.ndarray:
             if a and b:
                 continue
             for sv in SIGNED_V1_REP:
-                rows += [[av - bv, sv]] * (3 + k % 5)  # min 3
+                rows += [[av - bv, sv]] * (scale * (3 if a or b else 1) + k % 2)
                 k += 1
     return np.array(rows)
 
@@ -373,10 +382,11 @@ def test_seen_dataset_mode_skips_only_empty_bins() -> None:
     all_ = BalancerV1(rng=rng()).balance(actions)
     seen = BalancerV1(rng=rng(), require="seen").balance(actions)
     np.testing.assert_array_equal(all_.indices(), seen.indices())
-    # One combination missing: "all" gives nothing, "seen" 3 sets of the 80 present ones.
+    # One cell missing (full brake, full right): "all" gives nothing, "seen" 3 sets without the
+    # 3 slots that cell serves.
     keep = ~((actions[:, 0] == -1.0) & (actions[:, 1] == 1.0))
     result = BalancerV1(rng=rng(), require="seen").balance(actions[keep])
-    assert [len(s) for s in result.sets] == [80, 80, 80]
+    assert [len(s) for s in result.sets] == [222, 222, 222]
     assert BalancerV1.combination((0, 4, 8)) not in result.sets[0].bins
 
 

@@ -26,6 +26,8 @@ from imitation.balance import BinFill
 from imitation.models import model_from_config
 from tests.agents.live.helpers import HOOD, tiny_config
 
+EXPERT = Path(__file__).parents[2] / "imitation" / "data" / "expert_actions.npz"
+
 
 def test_ray_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
@@ -48,8 +50,50 @@ def test_config_rejects_models_that_need_neighbours(tmp_path: Path) -> None:
         LiveConfig(out=tmp_path, train=replace(cfg.train, model=model))
     with pytest.raises(ValueError, match="collectors"):
         tiny_config(tmp_path, collectors=-1)
-    with pytest.raises(ValueError, match="v2"):
-        tiny_config(tmp_path, balance="v2")
+    # v2 gets one buffer per v2 output, mapped onto the model's throttle_brake and steering.
+    v2 = tiny_config(tmp_path, balance="v2").train.buffer
+    assert v2.per_output and v2.outputs == ("accel", "brake", "steering")
+
+
+def test_live_v2_sets_fill_per_output_buffers_and_train(tmp_path: Path) -> None:
+    """The live trainer takes v2's per-output sets (no KeyError: accel) and trains on them."""
+    from agents.live.trainer import TrainerWorker
+    from imitation.balance import make_balancer
+    from imitation.sample import Sample
+
+    config = tiny_config(tmp_path / "run", balance="v2")
+    config = replace(
+        config,
+        train=replace(config.train, buffer=replace(config.train.buffer, capacity=64)),
+        inbox_samples=5000,
+    )
+    worker = TrainerWorker(config=config, start=False)
+    balancer = make_balancer("v2", rng=np.random.default_rng(0), require="seen", warmup=0)
+    actions = np.load(EXPERT)["action"][:3000]
+    sets = []
+    for i, a in enumerate(actions):
+        sample = Sample(
+            hood=np.full((*HOOD, 3), i % 255, np.uint8),
+            action=a,
+            executed_action=a,
+            speed=5.0,
+            purpose=np.array([0.5, 0.0, 1.0]),
+            time=i / 30,
+            step=i,
+            episode_id=0,
+            town_id=0,
+        )
+        sets += [(s.output, s.items) for s in balancer.add(sample)]
+    assert {o for o, _ in sets} == {"accel", "brake", "steering"}
+    worker.push(0, sets)
+    buffers = worker.trainer.buffers
+    assert set(buffers.buffers) == {"accel", "brake", "steering"}
+    assert buffers.columns == {"accel": 0, "brake": 0, "steering": 1}
+    worker.trainer.train(steps=3)
+    assert worker.trainer.step == 3
+    _, mask = buffers.draw(6)
+    assert mask.shape == (6, 2) and mask.sum() == 6  # each row trains the output its set balances
+    worker.stop()
 
 
 def test_inbox_is_bounded_and_restartable_and_stops() -> None:
