@@ -182,7 +182,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.game: Game = game if game is not None else make_game(cfg, cameras)
 
         self.observation_space = observation_space_for(cfg)  # type: ignore[assignment]
-        self.action_space = action_space_for(cfg)  # type: ignore[assignment]
+        self.action_space = action_space_for(cfg)
         # Recorded videos play in game time: one env step is frame_skip frames of 1/30 s.
         self.metadata = {**self.metadata, "render_fps": 30 / cfg.frame_skip}
         self._stuck = StuckDetector(window=cfg.stuck_window_frames, min_distance=cfg.stuck_distance)

@@ -209,6 +209,7 @@ def export_minari(
                 else:
                     dataset.update_dataset_from_buffer(pending)
                 pending = []
+    assert dataset is not None  # the store has at least one episode
     if compress:
         _compress_hdf5(Path(dataset.spec.data_path))
         with _datasets_path(datasets_path):
@@ -222,7 +223,7 @@ def _spec_only(spec: Any, observation_space: Any, action_space: Any) -> Any:
     without a renderer behind it: passing a spec instead would make (and leak) a real env."""
     import gymnasium as gym
 
-    class SpecOnly(gym.Env):  # type: ignore[type-arg]
+    class SpecOnly(gym.Env):
         pass
 
     env = SpecOnly()
