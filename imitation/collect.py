@@ -71,7 +71,9 @@ class CollectConfig:
         warmup: Samples each worker's balancer sees before its first set.
         max_per_bin: Most samples a worker's balancer queues per bin.
         noise: Perturbations of the executed actions (labels stay clean).
-        seed: Base seed: episode ``g`` drives town ``seed + g``.
+        seed: Base seed: episode ``g`` drives town ``seed + g``, and episodes are numbered over
+            the whole store, so a rerun appending to it drives new towns (after a first run of
+            episode 0, ``--seed 1`` drives town 2, not 1: use a new ``--out`` for a given town).
         traffic: Traffic cars per town.
         weather: Weather preset or ``"random"`` (drawn per episode).
         hood_size: Hood camera ``(height, width)``.

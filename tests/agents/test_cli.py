@@ -1,0 +1,85 @@
+"""The `gta5drive` command as a user meets it: small stores, typos, defaults, quiet pipes."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.cli import main
+from imitation.sample import Sample
+from imitation.storage import SampleStore, SampleWriter, StorageConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_store(root: Path, n: int = 300, towns: int = 3) -> Path:
+    """``n`` random samples over ``towns`` towns (90x160 frames, the env's default hood)."""
+    rng = np.random.default_rng(0)
+    with SampleWriter(root, config=StorageConfig(chunk_samples=100, fsync=False)) as w:
+        for i in range(n):
+            w.append(
+                Sample(
+                    hood=rng.integers(0, 256, (90, 160, 3), dtype=np.uint8),
+                    action=rng.uniform(-1, 1, 2),
+                    executed_action=rng.uniform(-1, 1, 2),
+                    speed=float(rng.uniform(0, 20)),
+                    purpose=np.array([0.5, 0.6, 0.8]),
+                    time=i / 30,
+                    step=i // towns,
+                    episode_id=i % towns,
+                    town_id=i % towns,
+                )
+            )
+    return root
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m agents.cli ...`` in a subprocess (stdout/stderr as a pipe: not a TTY)."""
+    return subprocess.run(
+        [sys.executable, "-m", "agents.cli", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_train_on_a_small_store_with_default_flags_sizes_the_buffer(tmp_path: Path) -> None:
+    """300 samples are far below the default buffer's 22,500: it trains, saying what it did."""
+    store = write_store(tmp_path / "store")
+    done = run_cli("train", "--data", str(store), "--out", str(tmp_path / "run"), "--steps", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert "using --buffer 333" in done.stderr
+    assert list((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
+
+
+def test_train_with_a_buffer_the_store_cannot_fill_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = write_store(tmp_path / "store", n=120)
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", str(store), "--out", str(tmp_path / "run"), "--buffer", "1000"])
+    message = str(stop.value)
+    assert "\n" not in message and message.startswith("gta5drive train: ")
+    assert "--buffer 120 or fewer" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_val_towns_that_match_nothing_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.commands.train import fit_to_store, register
+
+    store = SampleStore(write_store(tmp_path / "store", n=30))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--data", "x", "--val-towns", "7-8", "--batch-size", "8"])
+    fit_to_store(args, store)
+    err = capsys.readouterr().err
+    assert "--val-towns 7,8 match no stored sample (the store has towns 0-2)" in err
