@@ -46,6 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def checkpoint_needs_cinematic(path: Path) -> bool:
+    """Whether the (newest) checkpoint at ``path`` is a dual-backbone model, which sees the
+    chase camera besides the hood (read from its header only)."""
+    from imitation.checkpoint import read_meta
+    from imitation.models import ModelConfig
+
+    config = ModelConfig.from_dict(read_meta(path)["model_config"])
+    return config.cinematic_size is not None
+
+
 def run(args: argparse.Namespace) -> int:
     """Play and print a summary line."""
     import gymnasium as gym
@@ -53,14 +63,20 @@ def run(args: argparse.Namespace) -> int:
     import gta_env  # noqa: F401
     from agents.player import Player, PlayerConfig
     from agents.stream import StreamWriter
+    from imitation.checkpoint import CheckpointError
 
     steps = args.steps
     if steps is None and args.seconds is None:
         steps = 1800
+    try:
+        needs_cinematic = checkpoint_needs_cinematic(args.checkpoint)
+    except CheckpointError as exc:
+        raise SystemExit(f"gta5drive play: {exc}") from None
     env = gym.make(
         "GTA5Drive-v0",
         backend=args.backend,
-        cinematic=args.video is not None or args.window,
+        # The stream shows the chase camera; a dual-backbone model sees it as its second input.
+        cinematic=needs_cinematic or args.video is not None or args.window,
         town_seed=args.town,
         traffic=args.traffic,
         expert_in_info=False,  # the player drives with its model; the expert is not needed

@@ -83,3 +83,24 @@ def test_val_towns_that_match_nothing_warn(
     fit_to_store(args, store)
     err = capsys.readouterr().err
     assert "--val-towns 7,8 match no stored sample (the store has towns 0-2)" in err
+
+
+def test_play_makes_the_env_with_the_cameras_a_dual_backbone_checkpoint_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --video: the env must still have the chase camera that the second backbone sees."""
+    from imitation.models import ModelConfig
+    from tests.agents.helpers import write_checkpoint
+
+    dual = ModelConfig(backbone="pilotnet", image_size=(24, 48), cinematic_size=(24, 48), dense=16)
+    ckpt = write_checkpoint(tmp_path / "run" / "step-00000001", step=1, config=dual)
+    code = main(
+        ["play", "--checkpoint", str(ckpt.parent), "--steps", "5", "--fast", "--no-console"]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.startswith("5 steps, 5 predictions")
+
+
+def test_play_with_no_checkpoint_stops_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"^gta5drive play: no checkpoint \(\*\.safetensors\)"):
+        main(["play", "--checkpoint", str(tmp_path), "--steps", "1"])
