@@ -104,3 +104,20 @@ def test_play_makes_the_env_with_the_cameras_a_dual_backbone_checkpoint_needs(
 def test_play_with_no_checkpoint_stops_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"^gta5drive play: no checkpoint \(\*\.safetensors\)"):
         main(["play", "--checkpoint", str(tmp_path), "--steps", "1"])
+
+
+def test_dataset_info_writes_histograms_beside_the_store_not_into_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = write_store(tmp_path / "data" / "demos", n=20)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["dataset-info", str(store)]) == 0
+    assert (tmp_path / "data" / "demos-info" / "actions.png").is_file()
+    assert list(elsewhere.iterdir()) == []
+    assert (
+        f"histograms: {tmp_path / 'data' / 'demos-info' / 'actions.png'}" in capsys.readouterr().out
+    )
+    assert main(["dataset-info", str(store), "--out", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "actions.png").is_file()
