@@ -35,12 +35,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dead-zone", type=_dead_zone, default=0.0, help="game dead zone, e.g. 0.2 or 0,0.2"
     )
     add_config_flags(p, PlayerConfig, only=("swap", "console"))
-    p.add_argument("--steps", type=int, default=None, help="stop after N env steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="stop after N env steps (default: 1800 unless --seconds)",
+    )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument("--town", type=int, default=None, help="town seed")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--traffic", type=int, default=0)
-    p.add_argument("--backend", choices=["auto", "sim", "gta5"], default="sim")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="reset seed (the town when --town is not given, car spot, weather)",
+    )
+    p.add_argument("--traffic", type=int, default=0, help="traffic cars")
+    p.add_argument("--backend", choices=["auto", "sim", "gta5"], default="sim", help="env backend")
     p.add_argument("--video", type=Path, default=None, help="write the stream layout to this MP4")
     p.add_argument("--window", action="store_true", help="also show the stream in a window")
     p.set_defaults(func=run)

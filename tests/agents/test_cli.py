@@ -121,3 +121,51 @@ def test_dataset_info_writes_histograms_beside_the_store_not_into_the_cwd(
     )
     assert main(["dataset-info", str(store), "--out", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "actions.png").is_file()
+
+
+def test_every_option_with_a_default_shows_it_in_help() -> None:
+    from agents.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, command in sub.choices.items():
+        formatter = command._get_formatter()
+        for action in command._actions:
+            if (
+                not action.option_strings
+                or action.default in (None, argparse.SUPPRESS)
+                or action.required
+                or (isinstance(action, argparse._StoreTrueAction) and action.default is False)
+            ):
+                continue
+            if "default" not in (formatter._get_help_string(action) or ""):
+                missing.append(f"{name} {action.option_strings[0]}")
+    assert missing == []
+    text = " ".join(sub.choices["train"].format_help().split())
+    assert "run folder (checkpoints, tensorboard) (default: runs/bc)" in text
+    assert "(default: 25000)" in text  # --buffer, from BufferConfig
+
+
+def test_version_and_misspelt_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("gta5drive ")
+    assert main(["trian", "--data", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gta5drive: unknown command 'trian'; did you mean 'train'?")
+    assert err.count("\n") == 1
+    assert main(["xyzzy"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+
+
+def test_collect_into_a_pipe_does_not_redraw_its_bar_per_poll(tmp_path: Path) -> None:
+    """Into a pipe (CI logs, nohup) a 300-sample run wrote ~130 bar redraws (15 KB)."""
+    done = run_cli(
+        "collect", "--out", str(tmp_path / "store"), "--samples", "300", "--workers", "1"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "added 300 samples" in done.stdout
+    redraws = done.stderr.replace("\r", "\n").count("collecting:")
+    assert 1 <= redraws <= 3 and len(done.stderr) < 1000, done.stderr
