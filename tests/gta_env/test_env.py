@@ -337,8 +337,8 @@ def test_small_variant_is_registered_for_id_only_tools():
         assert info["backend"] == "sim"
     finally:
         env.close()
-    # Its settings are defaults: gym.make's kwargs still win.
-    env = gym.make("GTA5DriveSmall-v0", hood_size=(32, 48), max_episode_steps=10)
+    # Its settings are defaults: gym.make's kwargs still win; the module prefix form works too.
+    env = gym.make("gta_env:GTA5DriveSmall-v0", hood_size=(32, 48), max_episode_steps=10)
     try:
         assert env.observation_space["hood"].shape == (32, 48, 3)
         assert env.spec is not None and env.spec.max_episode_steps == 10
