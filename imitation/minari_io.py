@@ -96,12 +96,35 @@ def minari_spaces(
 ) -> tuple[Any, Any]:
     """The (observation space, action space) of an exported dataset: the env's own, without
     the camera a store does not keep (``cinematic``)."""
+    from gymnasium import spaces
+
     from gta_env.config import EnvConfig
     from gta_env.env import action_space_for, observation_space_for
 
     spec = env_spec_for(hood_shape, env_kwargs)
-    config = EnvConfig.from_kwargs(**{**spec.kwargs, "cinematic": False})
+    try:
+        config = EnvConfig.from_kwargs(**{**spec.kwargs, "cinematic": False})
+    except ValueError:
+        if env_kwargs:
+            raise
+        # A hood the env cannot render (tiny test frames): the env's bounds, the store's frames.
+        config = EnvConfig.from_kwargs(backend="sim")
+        obs = observation_space_for(config)
+        obs.spaces["hood"] = spaces.Box(0, 255, tuple(hood_shape), np.uint8)
+        return obs, action_space_for(config)
     return observation_space_for(config), action_space_for(config)
+
+
+def _renderable(hood_shape: tuple[int, ...], env_kwargs: Mapping[str, Any] | None) -> bool:
+    from gta_env.config import EnvConfig
+
+    try:
+        EnvConfig.from_kwargs(**env_spec_for(hood_shape, env_kwargs).kwargs)
+    except ValueError:
+        if env_kwargs:
+            raise
+        return False
+    return True
 
 
 def _episode_buffer(batch: Batch) -> Any:
@@ -172,7 +195,16 @@ def export_minari(
     if (env_kwargs or {}).get("cinematic"):
         raise ValueError("the export holds hood frames only: env_kwargs cannot set cinematic=True")
     obs_space, act_space = minari_spaces(store.hood_shape, env_kwargs)
-    env = _spec_only(env_spec_for(store.hood_shape, env_kwargs), obs_space, act_space)
+    if _renderable(store.hood_shape, env_kwargs):
+        env: Any = _spec_only(env_spec_for(store.hood_shape, env_kwargs), obs_space, act_space)
+    else:
+        env = None
+        warnings.warn(
+            f"the store's {store.hood_shape[0]}x{store.hood_shape[1]} hood is not a size "
+            f"{ENV_ID} renders; the dataset records no env, so recover_environment() will not "
+            "work (pass env_kwargs to name one)",
+            stacklevel=2,
+        )
     episodes = np.stack([store.column("town_id"), store.column("episode_id")], axis=1)
     keys, inverse = np.unique(episodes, axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -199,6 +231,8 @@ def export_minari(
                         dataset_id=dataset_id,
                         buffer=pending,
                         env=env,
+                        observation_space=obs_space,
+                        action_space=act_space,
                         algorithm_name="gta5drive expert demonstrations",
                         author="gta5drive",
                         description=description

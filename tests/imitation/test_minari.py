@@ -148,3 +148,35 @@ def test_missing_minari_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(builtins, "__import__", no_minari)
     with pytest.raises(ImportError, match=r'pip install "gta5drive\[minari\]"'):
         load_minari("x/y-v0", datasets_path=tmp_path)
+
+
+@pytest.mark.skipif(
+    not HAS_MINARI, reason='needs the minari extra: pip install "gta5drive[minari]"'
+)
+def test_a_hood_the_env_cannot_render_exports_without_an_env_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
+    with SampleWriter(tmp_path / "s", config=StorageConfig(fsync=False)) as w:
+        for i in range(4):
+            w.append(
+                Sample(
+                    hood=np.full((4, 6, 3), i, np.uint8),
+                    action=np.zeros(2),
+                    executed_action=np.zeros(2),
+                    speed=1.0,
+                    purpose=np.array([0.5, 0.0, 1.0]),
+                    time=i / 30,
+                    step=i,
+                    episode_id=0,
+                    town_id=0,
+                )
+            )
+    with pytest.warns(UserWarning, match="recover_environment"):
+        dataset = export_minari(
+            SampleStore(tmp_path / "s"), "gta5drive/test/tiny-v0",
+            datasets_path=tmp_path / "m", progress=False,
+        )  # fmt: skip
+    assert dataset.env_spec is None
+    assert dataset.observation_space["hood"].shape == (4, 6, 3)
+    assert dataset.total_steps == 4
