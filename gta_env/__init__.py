@@ -5,6 +5,10 @@ imported until an env is made)::
 
     import gymnasium as gym
     env = gym.make("gta_env:GTA5Drive-v0")   # imports gta_env first, then makes the env
+
+Beside it, ``GTA5DriveSmall-v0`` is the same env with small, short settings already filled in
+(embedded world, hood 45×80, 1,000-step episodes), for tools that take only an env id
+(CleanRL scripts, RL Zoo's ``record_video``, Minari's ``recover_environment``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ __all__ = [
     "FRAME_DT",
     "CollisionEvent",
     "Controls",
+    "ENV_ID",
+    "SMALL_ENV_ID",
     "EnvConfig",
     "GTA5DriveEnv",
     "Game",
@@ -33,11 +39,23 @@ __all__ = [
 ENV_ID = "GTA5Drive-v0"
 MAX_EPISODE_STEPS = 3600  # two minutes of game time at frame_skip=1
 
+SMALL_ENV_ID = "GTA5DriveSmall-v0"
+SMALL_ENV_KWARGS: dict[str, Any] = {"backend": "sim", "hood_size": (45, 80)}
+"""``GTA5DriveSmall-v0``'s settings (its kwargs can still be overridden by ``gym.make``)."""
+SMALL_MAX_EPISODE_STEPS = 1000  # 33 s of game time: short enough for quick RL iterations
+
 if ENV_ID not in gym.registry:
     gym.register(
         id=ENV_ID,
         entry_point="gta_env.env:GTA5DriveEnv",
         max_episode_steps=MAX_EPISODE_STEPS,
+    )
+if SMALL_ENV_ID not in gym.registry:
+    gym.register(
+        id=SMALL_ENV_ID,
+        entry_point="gta_env.env:GTA5DriveEnv",
+        max_episode_steps=SMALL_MAX_EPISODE_STEPS,
+        kwargs=dict(SMALL_ENV_KWARGS),
     )
 
 

@@ -20,6 +20,29 @@ class BackendFallbackWarning(UserWarning):
     """``backend="auto"`` found no game bridge and uses the embedded world."""
 
 
+def observation_space_for(cfg: EnvConfig) -> spaces.Dict:
+    """The observation space of an env with settings ``cfg`` (no backend needed)."""
+    obs: dict[str, spaces.Space[Any]] = {
+        "hood": spaces.Box(0, 255, (*cfg.hood_size, 3), np.uint8),
+    }
+    if cfg.cinematic:
+        obs["cinematic"] = spaces.Box(0, 255, (*cfg.cinematic_size, 3), np.uint8)
+    obs["purpose"] = spaces.Box(
+        np.array([0, -1, -1], np.float32), np.array([1, 1, 1], np.float32), dtype=np.float32
+    )
+    obs["speed"] = spaces.Box(0.0, cfg.max_speed, (1,), np.float32)
+    return spaces.Dict(obs)
+
+
+def action_space_for(cfg: EnvConfig) -> spaces.Box:
+    """The action space of an env with settings ``cfg``."""
+    if cfg.action_mode == "pedal":
+        return spaces.Box(-1.0, 1.0, (2,), np.float32)
+    return spaces.Box(
+        np.array([0, 0, -1], np.float32), np.array([1, 1, 1], np.float32), dtype=np.float32
+    )
+
+
 class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """## Description
 
@@ -121,7 +144,11 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``traffic=8``, ``pedestrians=20``, ``traffic_lights=False``, ``weather="random"``,
     ``on_stuck="truncate"``, ``frame_skip=2``), plus ``render_mode="rgb_array"``
     (returns the chase camera) and ``game=`` to pass a ready backend object. Unknown keys or
-    bad values raise `ValueError` naming them.
+    bad values raise `ValueError` naming them. ``metadata["render_fps"]`` is
+    ``30 / frame_skip`` (game time), so recorded videos play at the game's speed.
+
+    ``GTA5DriveSmall-v0`` is registered beside it for tools that take only an id: the embedded
+    world, hood 45×80, 1,000-step episodes (other kwargs still apply).
 
     ## Version History
 
@@ -159,22 +186,10 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             cameras = (*cameras, "cinematic")
         self.game: Game = game if game is not None else make_game(cfg, cameras)
 
-        obs: dict[str, spaces.Space[Any]] = {
-            "hood": spaces.Box(0, 255, (*cfg.hood_size, 3), np.uint8),
-        }
-        if cfg.cinematic:
-            obs["cinematic"] = spaces.Box(0, 255, (*cfg.cinematic_size, 3), np.uint8)
-        obs["purpose"] = spaces.Box(
-            np.array([0, -1, -1], np.float32), np.array([1, 1, 1], np.float32), dtype=np.float32
-        )
-        obs["speed"] = spaces.Box(0.0, cfg.max_speed, (1,), np.float32)
-        self.observation_space = spaces.Dict(obs)  # type: ignore[assignment]
-        if cfg.action_mode == "pedal":
-            self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        else:
-            self.action_space = spaces.Box(
-                np.array([0, 0, -1], np.float32), np.array([1, 1, 1], np.float32), dtype=np.float32
-            )
+        self.observation_space = observation_space_for(cfg)  # type: ignore[assignment]
+        self.action_space = action_space_for(cfg)
+        # Recorded videos play in game time: one env step is frame_skip frames of 1/30 s.
+        self.metadata = {**self.metadata, "render_fps": 30 / cfg.frame_skip}
         self._stuck = StuckDetector(window=cfg.stuck_window_frames, min_distance=cfg.stuck_distance)
         self._telemetry: Telemetry | None = None
         self._town_seed = -1

@@ -35,6 +35,7 @@ import multiprocessing.connection as mpc
 import os
 import secrets
 import signal
+import sys
 import time
 import traceback
 import warnings
@@ -80,7 +81,9 @@ class CollectConfig:
         warmup: Samples each worker's balancer sees before its first set.
         max_per_bin: Most samples a worker's balancer queues per bin.
         noise: Perturbations of the executed actions (labels stay clean).
-        seed: Base seed: episode ``g`` drives town ``seed + g``.
+        seed: Base seed: episode ``g`` drives town ``seed + g``, and episodes are numbered over
+            the whole store, so a rerun appending to it drives new towns (after a first run of
+            episode 0, ``--seed 1`` drives town 2, not 1: use a new ``--out`` for a given town).
         traffic: Traffic cars per town.
         weather: Weather preset or ``"random"`` (drawn per episode).
         hood_size: Hood camera ``(height, width)``.
@@ -605,31 +608,50 @@ class _Workers:
 
 
 class _ProgressView:
-    """The progress bar, and one line per balancer output showing its bins' fill."""
+    """The progress bar, and one line per balancer output showing its bins' fill.
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    On a terminal the bar redraws up to 10 times a second. Into a pipe or a log file every
+    redraw would be another line of output (a 300-sample run wrote ~130 of them), so there it
+    redraws at most every ``PIPE_INTERVAL_S`` seconds and shows no per-bin lines.
+    """
+
+    PIPE_INTERVAL_S = 30.0
+
+    def __init__(self, total: int, enabled: bool, *, tty: bool | None = None) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.enabled = enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.interval = 0.1 if self.tty else self.PIPE_INTERVAL_S
         self.bar = tqdm(
-            total=total, unit="sample", desc="collecting", disable=not enabled, smoothing=0.1
+            total=total,
+            unit="sample",
+            desc="collecting",
+            disable=not enabled,
+            smoothing=0.1,
+            mininterval=self.interval,
         )
         self.fill_bars: dict[str, Any] = {}
+        self._drawn = time.monotonic()
 
     def update(self, workers: _Workers, total: int) -> None:
-        """Show the workers' latest counters."""
+        """Show the workers' latest counters (redrawn at most every ``interval`` seconds)."""
         self.bar.n = min(workers.total("written"), total)
+        self.bar.set_postfix_str(  # drawn with the next redraw, or by close()
+            f"recorded {workers.total('recorded')}, committed {workers.total('committed')}",
+            refresh=False,
+        )
+        now = time.monotonic()
+        if now - self._drawn < self.interval:
+            return
+        self._drawn = now
         fills = [p["fill"] for p in workers.latest.values() if p.get("fill")]
-        if self.enabled and fills:
+        if self.enabled and self.tty and fills:
             for i, (name, f) in enumerate(_merge_fills(fills).items()):
                 if name not in self.fill_bars:
                     self.fill_bars[name] = self._tqdm(total=0, position=i + 1, bar_format="{desc}")
                 self.fill_bars[name].set_description_str(fill_line(name, f))
-        self.bar.set_postfix_str(
-            f"recorded {workers.total('recorded')}, committed {workers.total('committed')}",
-            refresh=False,
-        )
         self.bar.refresh()
 
     def close(self) -> None:

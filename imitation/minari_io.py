@@ -7,23 +7,30 @@ are written to and read from a local directory (``datasets_path``, or Minari's o
 Mapping
 -------
 - One Minari episode per (town_id, episode_id) of the store, its samples ordered by ``step``.
-- ``observations``: ``Dict(hood=Box(0, 255, (H, W, 3), uint8), purpose=Box(-1, 1, (3,), float32),
-  speed=Box(0, inf, (1,), float32))``. Minari stores T + 1 observations for T actions; a store has
-  no frame after the last sample, so the last observation is repeated (``load`` drops it).
-- ``actions``: the labels, ``Box(-1, 1, (2,), float32)``.
+- The dataset records the env it belongs to: ``GTA5Drive-v0``'s spec with the kwargs that give
+  the store's hood size (``backend="sim"``, ``hood_size=(H, W)``; pass ``env_kwargs`` for
+  others), so ``dataset.recover_environment()`` makes that env, and its spaces are the env's
+  own (purpose ``[0, -1, -1]..[1, 1, 1]``, speed ``[0, max_speed]``).
+- ``observations``: ``hood``, ``purpose`` and ``speed``. Minari stores T + 1 observations for
+  T actions; a store has no frame after the last sample, so the last observation is repeated
+  (``load`` drops it).
+- ``actions``: the labels, in the env's action space.
 - ``rewards`` are 0 (stores keep no reward), ``terminations`` False, ``truncations`` True on the
   last step.
 - ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id`` per step, so that
   :func:`load_minari_batch` restores every non-frame field. Cinematic frames are not exported.
-- Frames are stored losslessly (Minari's JPEG encoding is turned off).
+- Frames are stored losslessly (Minari's JPEG encoding is turned off) and every array is
+  gzip-compressed in the HDF5 file (Minari writes it uncompressed; :func:`export_minari`
+  repacks it once at the end, which h5py reads back transparently).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +38,9 @@ import numpy as np
 
 from imitation.sample import Batch
 
-__all__ = ["export_minari", "load_minari", "load_minari_batch", "minari_spaces"]
+__all__ = ["env_spec_for", "export_minari", "load_minari", "load_minari_batch", "minari_spaces"]
+
+ENV_ID = "GTA5Drive-v0"
 
 
 def _import_minari() -> Any:
@@ -63,18 +72,59 @@ def _datasets_path(path: str | Path | None) -> Iterator[None]:
             os.environ["MINARI_DATASETS_PATH"] = old
 
 
-def minari_spaces(hood_shape: tuple[int, int, int]) -> tuple[Any, Any]:
-    """The (observation space, action space) of an exported dataset."""
+def env_spec_for(hood_shape: tuple[int, ...], env_kwargs: Mapping[str, Any] | None = None) -> Any:
+    """The ``GTA5Drive-v0`` spec (a ``gymnasium.envs.registration.EnvSpec``) whose env sees
+    frames of ``hood_shape``: ``backend="sim"`` and the hood size, updated by ``env_kwargs``.
+
+    The kwargs are plain JSON types, as Minari stores the spec as JSON.
+    """
+    import gymnasium as gym
+
+    import gta_env  # noqa: F401  (registers the id)
+
+    kwargs: dict[str, Any] = {
+        "backend": "sim",
+        "hood_size": [int(hood_shape[0]), int(hood_shape[1])],
+    }
+    kwargs.update(env_kwargs or {})
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+    return dataclasses.replace(gym.spec(ENV_ID), kwargs=kwargs)
+
+
+def minari_spaces(
+    hood_shape: tuple[int, ...], env_kwargs: Mapping[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """The (observation space, action space) of an exported dataset: the env's own, without
+    the camera a store does not keep (``cinematic``)."""
     from gymnasium import spaces
 
-    obs = spaces.Dict(
-        {
-            "hood": spaces.Box(0, 255, hood_shape, np.uint8),
-            "purpose": spaces.Box(-1.0, 1.0, (3,), np.float32),
-            "speed": spaces.Box(0.0, np.inf, (1,), np.float32),
-        }
-    )
-    return obs, spaces.Box(-1.0, 1.0, (2,), np.float32)
+    from gta_env.config import EnvConfig
+    from gta_env.env import action_space_for, observation_space_for
+
+    spec = env_spec_for(hood_shape, env_kwargs)
+    try:
+        config = EnvConfig.from_kwargs(**{**spec.kwargs, "cinematic": False})
+    except ValueError:
+        if env_kwargs:
+            raise
+        # A hood the env cannot render (tiny test frames): the env's bounds, the store's frames.
+        config = EnvConfig.from_kwargs(backend="sim")
+        obs = observation_space_for(config)
+        obs.spaces["hood"] = spaces.Box(0, 255, tuple(hood_shape), np.uint8)
+        return obs, action_space_for(config)
+    return observation_space_for(config), action_space_for(config)
+
+
+def _renderable(hood_shape: tuple[int, ...], env_kwargs: Mapping[str, Any] | None) -> bool:
+    from gta_env.config import EnvConfig
+
+    try:
+        EnvConfig.from_kwargs(**env_spec_for(hood_shape, env_kwargs).kwargs)
+    except ValueError:
+        if env_kwargs:
+            raise
+        return False
+    return True
 
 
 def _episode_buffer(batch: Batch) -> Any:
@@ -113,6 +163,8 @@ def export_minari(
     description: str | None = None,
     episodes_per_write: int = 8,
     progress: bool = True,
+    env_kwargs: Mapping[str, Any] | None = None,
+    compress: bool = True,
 ) -> Any:
     """Write a store as a new local Minari dataset.
 
@@ -123,20 +175,36 @@ def export_minari(
         description: Dataset description.
         episodes_per_write: Episodes held in memory before they are written.
         progress: Show a progress bar.
+        env_kwargs: ``gym.make`` kwargs of the env recorded with the dataset, over
+            ``backend="sim"`` and the store's hood size (what ``recover_environment()`` makes).
+        compress: gzip every array of the HDF5 file (lossless).
 
     Returns:
         The ``minari.MinariDataset`` created.
 
     Raises:
         ImportError: Naming the extra to install when Minari is missing.
-        ValueError: If the store is empty or the id exists already.
+        ValueError: If the store is empty, the id exists already, or ``env_kwargs`` asks for
+            a camera the store does not export.
     """
     minari = _import_minari()
     from tqdm import tqdm
 
     if len(store) == 0 or store.hood_shape is None:
         raise ValueError(f"store {store.root} is empty: nothing to export")
-    obs_space, act_space = minari_spaces(store.hood_shape)
+    if (env_kwargs or {}).get("cinematic"):
+        raise ValueError("the export holds hood frames only: env_kwargs cannot set cinematic=True")
+    obs_space, act_space = minari_spaces(store.hood_shape, env_kwargs)
+    if _renderable(store.hood_shape, env_kwargs):
+        env: Any = _spec_only(env_spec_for(store.hood_shape, env_kwargs), obs_space, act_space)
+    else:
+        env = None
+        warnings.warn(
+            f"the store's {store.hood_shape[0]}x{store.hood_shape[1]} hood is not a size "
+            f"{ENV_ID} renders; the dataset records no env, so recover_environment() will not "
+            "work (pass env_kwargs to name one)",
+            stacklevel=2,
+        )
     episodes = np.stack([store.column("town_id"), store.column("episode_id")], axis=1)
     keys, inverse = np.unique(episodes, axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -162,6 +230,7 @@ def export_minari(
                     dataset = minari.create_dataset_from_buffers(
                         dataset_id=dataset_id,
                         buffer=pending,
+                        env=env,
                         observation_space=obs_space,
                         action_space=act_space,
                         algorithm_name="gta5drive expert demonstrations",
@@ -174,7 +243,69 @@ def export_minari(
                 else:
                     dataset.update_dataset_from_buffer(pending)
                 pending = []
+    assert dataset is not None  # the store has at least one episode
+    if compress:
+        _compress_hdf5(Path(dataset.spec.data_path))
+        with _datasets_path(datasets_path):
+            dataset = minari.load_dataset(dataset_id, download=False)
+        dataset.storage.update_metadata({"dataset_size": dataset.storage.get_size()})
     return dataset
+
+
+def _spec_only(spec: Any, observation_space: Any, action_space: Any) -> Any:
+    """What ``minari.create_dataset_from_buffers`` reads of an env (its spec and spaces),
+    without a renderer behind it: passing a spec instead would make (and leak) a real env."""
+    import gymnasium as gym
+
+    class SpecOnly(gym.Env):
+        pass
+
+    env = SpecOnly()
+    env.spec = spec
+    env.observation_space = observation_space
+    env.action_space = action_space
+    return env
+
+
+def _compress_hdf5(data_path: Path) -> None:
+    """Rewrite every HDF5 file under ``data_path`` with gzip-compressed datasets, atomically.
+
+    Minari's HDF5 writer takes no compression option; h5py decompresses on read, so readers
+    see the same arrays.
+    """
+    import h5py
+
+    def copy(src: Any, dst: Any) -> None:
+        dst.attrs.update(dict(src.attrs))
+        for name, item in src.items():
+            if isinstance(item, h5py.Group):
+                copy(item, dst.create_group(name))
+                continue
+            data = item[()]
+            packable = item.shape != () and item.dtype.kind not in "OSUV"
+            out = dst.create_dataset(
+                name,
+                data=data,
+                dtype=item.dtype,
+                **(
+                    {
+                        "compression": "gzip",
+                        "compression_opts": 4,
+                        "shuffle": True,
+                        "chunks": True,
+                        "maxshape": item.maxshape,
+                    }
+                    if packable
+                    else {}
+                ),
+            )
+            out.attrs.update(dict(item.attrs))
+
+    for path in sorted(data_path.glob("*.hdf5")):
+        tmp = path.with_name(f".{path.name}.tmp")
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+            copy(src, dst)
+        os.replace(tmp, path)
 
 
 def load_minari(dataset_id: str, *, datasets_path: str | Path | None = None) -> Any:

@@ -22,10 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=None,
-        help="histogram folder (default: <DIR>.info beside the store)",
+        help="histogram folder (default: DIR-info beside the store, not the current folder)",
     )
     p.add_argument("--verify", action="store_true", help="also decode every frame (slow)")
     p.set_defaults(func=run)
+
+
+def default_out(store_dir: Path) -> Path:
+    """``<DIR>-info`` beside the store: wherever the command runs, plots land by their data."""
+    store_dir = store_dir.resolve()
+    return store_dir.parent / f"{store_dir.name}-info"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         report = store.verify() if args.verify else store.report()
     print(report)
     if report.samples:
-        out = args.out or args.dir.resolve().with_name(args.dir.resolve().name + ".info")
+        out = args.out or default_out(args.dir)
         action = store.column("action")
         executed = store.column("executed_action")
         try:

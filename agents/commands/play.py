@@ -35,15 +35,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dead-zone", type=_dead_zone, default=0.0, help="game dead zone, e.g. 0.2 or 0,0.2"
     )
     add_config_flags(p, PlayerConfig, only=("swap", "console"))
-    p.add_argument("--steps", type=int, default=None, help="stop after N env steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="stop after N env steps (default: 1800 unless --seconds)",
+    )
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument("--town", type=int, default=None, help="town seed")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--traffic", type=int, default=0)
-    p.add_argument("--backend", choices=["auto", "sim", "gta5"], default="sim")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="reset seed (the town when --town is not given, car spot, weather)",
+    )
+    p.add_argument("--traffic", type=int, default=0, help="traffic cars")
+    p.add_argument("--backend", choices=["auto", "sim", "gta5"], default="sim", help="env backend")
     p.add_argument("--video", type=Path, default=None, help="write the stream layout to this MP4")
     p.add_argument("--window", action="store_true", help="also show the stream in a window")
     p.set_defaults(func=run)
+
+
+def checkpoint_needs_cinematic(path: Path) -> bool:
+    """Whether the (newest) checkpoint at ``path`` is a dual-backbone model, which sees the
+    chase camera besides the hood (read from its header only)."""
+    from imitation.checkpoint import read_meta
+    from imitation.models import ModelConfig
+
+    config = ModelConfig.from_dict(read_meta(path)["model_config"])
+    return config.cinematic_size is not None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,14 +73,20 @@ def run(args: argparse.Namespace) -> int:
     import gta_env  # noqa: F401
     from agents.player import Player, PlayerConfig
     from agents.stream import StreamWriter
+    from imitation.checkpoint import CheckpointError
 
     steps = args.steps
     if steps is None and args.seconds is None:
         steps = 1800
+    try:
+        needs_cinematic = checkpoint_needs_cinematic(args.checkpoint)
+    except CheckpointError as exc:
+        raise SystemExit(f"gta5drive play: {exc}") from None
     env = gym.make(
         "GTA5Drive-v0",
         backend=args.backend,
-        cinematic=args.video is not None or args.window,
+        # The stream shows the chase camera; a dual-backbone model sees it as its second input.
+        cinematic=needs_cinematic or args.video is not None or args.window,
         town_seed=args.town,
         traffic=args.traffic,
         expert_in_info=False,  # the player drives with its model; the expert is not needed

@@ -10,6 +10,12 @@ bottom (after CleanRL's ``ppo_continuous_action.py``). Metrics are ``charts/…`
 
 The agent is a small CNN over the hood camera plus the purpose vector and speed, with a
 Gaussian policy head (state-independent log std) and a value head.
+
+Episode boundaries follow CleanRL's Gymnasium 1.x port: the vector env resets an env in the
+same step that ends its episode (``autoreset_mode=SAME_STEP``), so every stored transition is
+a real one (Gymnasium's default, NEXT_STEP, would spend the next step on the reset: a stored
+transition with reward 0 and an ignored action, bootstrapped across the boundary by this GAE);
+a truncated episode's return is bootstrapped from the value of ``infos["final_obs"]``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,11 +147,86 @@ def to_tensors(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, to
     return {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
 
 
-def train(args: Args) -> dict[str, float]:
-    """Run PPO; returns the last logged charts/losses."""
+def make_envs(
+    args: Args, env_fns: Sequence[Callable[[], gym.Env]] | None = None
+) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` envs (default :func:`make_env`) that reset in the step that ends an episode."""
+    fns = (
+        list(env_fns)
+        if env_fns is not None
+        else [functools.partial(make_env, args, i) for i in range(args.num_envs)]
+    )
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+@dataclass
+class Rollout:
+    """``num_steps`` steps of every env: what one PPO update trains on.
+
+    Step ``t`` of env ``i`` is one real transition: ``obs[k][t, i]`` was seen, ``actions[t, i]``
+    taken, ``rewards[t, i]`` earned (plus ``gamma * V(final obs)`` when that step truncated the
+    episode). ``dones[t, i]`` is 1 when ``obs[t, i]`` is the first observation of an episode
+    (the step before ended one), so GAE never carries a value across it.
+    """
+
+    obs: dict[str, torch.Tensor]
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    values: torch.Tensor
+
+    @classmethod
+    def zeros(cls, num_steps: int, envs: gym.vector.VectorEnv, device: torch.device) -> Rollout:
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        assert isinstance(obs_space, gym.spaces.Dict) and isinstance(act_space, gym.spaces.Box)
+        n = envs.num_envs
+        return cls(
+            obs={
+                k: torch.zeros((num_steps, n, *s.shape), dtype=torch.float32, device=device)  # type: ignore[misc]
+                for k, s in obs_space.spaces.items()
+            },
+            actions=torch.zeros((num_steps, n, *act_space.shape), device=device),
+            logprobs=torch.zeros((num_steps, n), device=device),
+            rewards=torch.zeros((num_steps, n), device=device),
+            dones=torch.zeros((num_steps, n), device=device),
+            values=torch.zeros((num_steps, n), device=device),
+        )
+
+
+def _final_values(
+    agent: Agent, infos: dict, truncated: np.ndarray, device: torch.device
+) -> dict[int, float]:
+    """V(final obs) of the envs whose episode was truncated this step (to bootstrap from)."""
+    final_obs = infos.get("final_obs")
+    if final_obs is None or not truncated.any():
+        return {}
+    idx = [int(i) for i in np.flatnonzero(truncated)]
+    batch = {k: np.stack([final_obs[i][k] for i in idx]) for k in final_obs[idx[0]]}
+    with torch.no_grad():
+        values = agent.get_value(to_tensors(batch, device)).view(-1)
+    return dict(zip(idx, values.tolist(), strict=True))
+
+
+def train(
+    args: Args,
+    *,
+    env_fns: Sequence[Callable[[], gym.Env]] | None = None,
+    on_rollout: Callable[[Rollout], None] | None = None,
+) -> dict[str, float]:
+    """Run PPO; returns the last logged charts/losses.
+
+    Args:
+        args: The run's settings.
+        env_fns: Env factories (default: ``num_envs`` of :func:`make_env`).
+        on_rollout: Called with each rollout before the update trains on it (for tests and
+            inspection).
+    """
     from torch.utils.tensorboard import SummaryWriter
 
-    batch_size = args.num_envs * args.num_steps
+    envs = make_envs(args, env_fns)
+    num_envs = envs.num_envs
+    batch_size = num_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
     num_iterations = max(1, args.total_timesteps // batch_size)
     writer = SummaryWriter(str(Path(args.out) / f"ppo_s{args.seed}_{int(time.time())}"))
@@ -152,29 +234,17 @@ def train(args: Args) -> dict[str, float]:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    envs = gym.vector.SyncVectorEnv(
-        [functools.partial(make_env, args, i) for i in range(args.num_envs)]
-    )
     obs_space = envs.single_observation_space
     act_space = envs.single_action_space
     assert isinstance(obs_space, gym.spaces.Dict) and isinstance(act_space, gym.spaces.Box)
     agent = Agent(obs_space, int(np.prod(act_space.shape))).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-
-    storage_obs = {
-        k: torch.zeros((args.num_steps, args.num_envs, *s.shape), dtype=torch.float32).to(device)  # type: ignore[misc]
-        for k, s in obs_space.spaces.items()
-    }
-    actions = torch.zeros((args.num_steps, args.num_envs, *act_space.shape)).to(device)
-    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    ro = Rollout.zeros(args.num_steps, envs, device)
 
     global_step, start = 0, time.time()
     next_obs_np, _ = envs.reset(seed=args.seed)
     next_obs = to_tensors(next_obs_np, device)
-    next_done = torch.zeros(args.num_envs).to(device)
+    next_done = torch.zeros(num_envs).to(device)
     logged: dict[str, float] = {}
     v_loss = pg_loss = entropy_loss = approx_kl = torch.zeros(())
     low, high = act_space.low, act_space.high
@@ -184,49 +254,53 @@ def train(args: Args) -> dict[str, float]:
             1.0 - (iteration - 1.0) / num_iterations
         )
         for step in range(args.num_steps):
-            global_step += args.num_envs
-            for k in storage_obs:
-                storage_obs[k][step] = next_obs[k].float()
-            dones[step] = next_done
+            global_step += num_envs
+            for k in ro.obs:
+                ro.obs[k][step] = next_obs[k].float()
+            ro.dones[step] = next_done
             with torch.no_grad():
                 action, logprob, _, value = agent.get_action_and_value(next_obs)
-                values[step] = value.flatten()
-            actions[step], logprobs[step] = action, logprob
+                ro.values[step] = value.flatten()
+            ro.actions[step], ro.logprobs[step] = action, logprob
             next_obs_np, reward, term, trunc, infos = envs.step(
                 np.clip(action.cpu().numpy(), low, high)
             )
+            reward = np.asarray(reward, np.float64).copy()
+            # A time limit is not a terminal state: bootstrap the cut-off return from V(final).
+            for i, v in _final_values(agent, infos, trunc & ~term, device).items():
+                reward[i] += args.gamma * v
             next_done = torch.as_tensor(np.logical_or(term, trunc), dtype=torch.float32).to(device)
-            rewards[step] = torch.as_tensor(reward, dtype=torch.float32).to(device).view(-1)
+            ro.rewards[step] = torch.as_tensor(reward, dtype=torch.float32).to(device).view(-1)
             next_obs = to_tensors(next_obs_np, device)
-            if "episode" in infos:
-                for i in np.flatnonzero(infos.get("_episode", [])):
-                    logged["charts/episodic_return"] = float(infos["episode"]["r"][i])
-                    logged["charts/episodic_length"] = float(infos["episode"]["l"][i])
-                    writer.add_scalar(
-                        "charts/episodic_return", infos["episode"]["r"][i], global_step
-                    )
-                    writer.add_scalar(
-                        "charts/episodic_length", infos["episode"]["l"][i], global_step
-                    )
+            final_info = infos.get("final_info", {})
+            if "episode" in final_info:
+                for j in np.flatnonzero(final_info.get("_episode", [])):
+                    r, length = final_info["episode"]["r"][j], final_info["episode"]["l"][j]
+                    logged["charts/episodic_return"] = float(r)
+                    logged["charts/episodic_length"] = float(length)
+                    writer.add_scalar("charts/episodic_return", r, global_step)
+                    writer.add_scalar("charts/episodic_length", length, global_step)
+        if on_rollout is not None:
+            on_rollout(ro)
 
         with torch.no_grad():  # generalised advantage estimation
             next_value = agent.get_value(next_obs).reshape(1, -1)
-            advantages = torch.zeros_like(rewards).to(device)
-            lastgaelam = torch.zeros(args.num_envs).to(device)
+            advantages = torch.zeros_like(ro.rewards).to(device)
+            lastgaelam = torch.zeros(num_envs).to(device)
             for t in reversed(range(args.num_steps)):
                 if t == args.num_steps - 1:
                     nextnonterminal, nextvalues = 1.0 - next_done, next_value
                 else:
-                    nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
-                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
+                    nextnonterminal, nextvalues = 1.0 - ro.dones[t + 1], ro.values[t + 1]
+                delta = ro.rewards[t] + args.gamma * nextvalues * nextnonterminal - ro.values[t]
                 lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
                 advantages[t] = lastgaelam
-            returns = advantages + values
+            returns = advantages + ro.values
 
-        b_obs = {k: v.reshape((-1, *v.shape[2:])) for k, v in storage_obs.items()}
-        b_logprobs, b_actions = logprobs.reshape(-1), actions.reshape((-1, *act_space.shape))
+        b_obs = {k: v.reshape((-1, *v.shape[2:])) for k, v in ro.obs.items()}
+        b_logprobs, b_actions = ro.logprobs.reshape(-1), ro.actions.reshape((-1, *act_space.shape))
         b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
-        b_values = values.reshape(-1)
+        b_values = ro.values.reshape(-1)
         b_inds = np.arange(batch_size)
         clipfracs = []
         for _epoch in range(args.update_epochs):

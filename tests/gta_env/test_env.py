@@ -376,3 +376,34 @@ def test_auto_purpose_is_the_route_on_the_embedded_world(make_env):
     auto, route = make_env(town_seed=2), make_env(town_seed=2, purpose_mode="route")
     a, r = auto.reset(seed=0)[0], route.reset(seed=0)[0]
     assert np.allclose(a["purpose"], r["purpose"])
+
+
+@pytest.mark.parametrize("frame_skip", [1, 2, 3])
+def test_render_fps_is_game_time(frame_skip):
+    """RecordVideo reads metadata['render_fps']: with frame_skip 2 a video must not play 2x."""
+    env = gym.make("GTA5Drive-v0", backend="sim", frame_skip=frame_skip, hood_size=(45, 80))
+    try:
+        assert env.metadata["render_fps"] == pytest.approx(30 / frame_skip)
+        assert env.unwrapped.metadata["render_fps"] == pytest.approx(30 / frame_skip)
+    finally:
+        env.close()
+    # Per instance: the class (and so every other env) keeps its own value.
+    assert GTA5DriveEnv.metadata["render_fps"] == 30
+
+
+def test_small_variant_is_registered_for_id_only_tools():
+    env = gym.make("GTA5DriveSmall-v0")
+    try:
+        assert env.observation_space["hood"].shape == (45, 80, 3)
+        assert env.spec is not None and env.spec.max_episode_steps == 1000
+        _, info = env.reset(seed=0)
+        assert info["backend"] == "sim"
+    finally:
+        env.close()
+    # Its settings are defaults: gym.make's kwargs still win; the module prefix form works too.
+    env = gym.make("gta_env:GTA5DriveSmall-v0", hood_size=(32, 48), max_episode_steps=10)
+    try:
+        assert env.observation_space["hood"].shape == (32, 48, 3)
+        assert env.spec is not None and env.spec.max_episode_steps == 10
+    finally:
+        env.close()
