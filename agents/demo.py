@@ -92,7 +92,7 @@ class DemoConfig:
         towns: how many training towns.
         eval_towns: held-out town seeds for the driving evaluation (never recorded).
         collect_steps: steps recorded per training town.
-        workers: collector processes.
+        workers: collector processes, and evaluation processes sharing the routes.
         noise: noise injection.
         image_size: model input (the 90×160 hood is resized to it).
         dense: width of the model's common dense layer.
@@ -155,7 +155,7 @@ def run_demo(
     """Run the demo; returns the summary (also written to ``out_dir/summary.json``)."""
     import torch
 
-    from agents.evaluate import EvalConfig, agent_factory, evaluate
+    from agents.evaluate import EvalConfig, evaluate_specs
     from agents.player import film
     from imitation.buffer import BufferConfig
     from imitation.collect import CollectConfig, collect
@@ -262,10 +262,12 @@ def run_demo(
         f"one fixed route of >= {config.eval_route_m:g} m each"
     )
     t = time.perf_counter()
-    agents = dict(
-        [agent_factory("expert"), agent_factory("random"), agent_factory(str(checkpoint))]
+    report = evaluate_specs(
+        ["expert", "random", str(checkpoint)],
+        config=eval_config,
+        workers=config.workers,
+        progress=progress,
     )
-    report = evaluate(agents, config=eval_config, progress=progress)
     paths = report.write(out / "eval")
     timings["eval_s"] = time.perf_counter() - t
 

@@ -571,6 +571,61 @@ def evaluate(
     return EvalReport(config=config, results=results, wall_s=time.perf_counter() - t0)
 
 
+_WORKER: dict[str, Any] = {}
+"""Per worker process: its env and its agents, made once and reused for every route."""
+
+
+def _route_in_worker(job: tuple[EvalConfig, tuple[str, ...], str, int]) -> SeedResult:
+    config, cameras, spec, seed = job
+    import torch
+
+    torch.set_num_threads(1)
+    if _WORKER.get("config") != (config, cameras):
+        if "env" in _WORKER:
+            _WORKER["env"].close()
+        _WORKER.clear()
+        _WORKER["config"] = (config, cameras)
+        _WORKER["env"] = config.make_env(cinematic="cinematic" in cameras)
+    agents = _WORKER.setdefault("agents", {})
+    if spec not in agents:
+        agents[spec] = agent_factory(spec)
+    name, factory = agents[spec]
+    env = _WORKER["env"]
+    return score(run_route(env, factory(env, seed), seed=seed, config=config))
+
+
+def evaluate_specs(
+    specs: Sequence[str], *, config: EvalConfig, workers: int = 1, progress: bool = True
+) -> EvalReport:
+    """:func:`evaluate` for agents named by spec (``expert``, ``random``, a checkpoint), with
+    the routes shared out over ``workers`` processes.
+
+    Every route is independent (its own reset from its seed), so the report is the same for
+    any number of workers.
+    """
+    factories = dict(agent_factory(spec) for spec in specs)  # fail early, with the names
+    if workers <= 1:
+        return evaluate(factories, config=config, progress=progress, cameras=cameras_for(factories))
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    names = dict(zip(specs, factories, strict=True))
+    cameras = cameras_for(factories)
+    jobs = [(config, cameras, spec, seed) for spec in specs for seed in config.seeds]
+    t0 = time.perf_counter()
+    results: dict[str, list[SeedResult]] = {names[spec]: [] for spec in specs}
+    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+        bar = tqdm(total=len(jobs), disable=not progress, unit="route", desc="eval")
+        done = pool.imap(_route_in_worker, jobs)  # in job order: deterministic assembly
+        for (_, _, spec, _), result in zip(jobs, done, strict=True):
+            results[names[spec]].append(result)
+            bar.set_postfix(score=f"{result.driving_score:.2f}", end=result.stats.end)
+            bar.update()
+        bar.close()
+    return EvalReport(config=config, results=results, wall_s=time.perf_counter() - t0)
+
+
 def agent_factory(spec: str, *, device: str = "cpu") -> tuple[str, AgentFactory]:
     """A display name and factory for ``expert``, ``random`` or a checkpoint path / run folder.
 

@@ -1,14 +1,15 @@
 """Speed of acting: player predictions/s, stream composer frames/s, evaluation throughput.
 
-    python benchmarks/play_speed.py [--steps 600] [--model-size 45x80]
+    python benchmarks/play_speed.py [--steps 600] [--model-size 45x80] [--checkpoint runs/demo/run]
 
 * **player PPS**: the player loop in ``--fast`` mode with the built-in PilotNet (untrained
   weights: speed does not depend on them) on the CPU, env step included (hood camera only, no
   console, no stream). Target: >= 200 PPS.
 * **composer FPS**: :class:`agents.stream.StreamComposer` frames at 1280×720 from camera-sized
   inputs, without and with H.264 encoding.
-* **eval throughput**: town-minutes of game time evaluated per wall-clock minute, for the expert
-  and for the BC model.
+* **eval throughput**: route-km of the ``town`` protocol (one fixed 2 km route in the living
+  town) evaluated per wall-clock minute, for the expert and for a BC model (``--checkpoint``:
+  a trained one; by default an untrained one, which is blocked early).
 
 Torch runs on one thread (faster for these small convolutions on a shared machine). Timings
 on a shared machine are noisy: run it twice.
@@ -34,7 +35,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="player steps")
     parser.add_argument("--frames", type=int, default=60, help="composer frames")
-    parser.add_argument("--eval-minutes", type=float, default=0.5)
+    parser.add_argument(
+        "--route-m", type=float, default=2000.0, help="town-protocol route length for the eval rows"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a trained BC run or checkpoint for the BC eval row (default: an untrained model, "
+        "which stops early: blocked)",
+    )
     parser.add_argument("--model-size", type=_size, default=(45, 80), help="model input HxW")
     args = parser.parse_args()
 
@@ -119,16 +128,18 @@ def main() -> None:
             )
         )
 
-        for spec in ("expert", str(ckpt)):
+        for spec in ("expert", args.checkpoint or str(ckpt)):
             name, factory = agent_factory(spec)
-            cfg = EvalConfig(seeds=(1000,), minutes=args.eval_minutes)
+            cfg = EvalConfig(seeds=(1000,), route_m=args.route_m)
             report = evaluate({name: factory}, config=cfg, progress=False)
-            town_min = args.eval_minutes * (1 if spec == "expert" else 2)  # + expert reference
+            tot = report.total(name)
+            label = "expert" if spec == "expert" else "BC pilotnet"
             rows.append(
                 (
-                    f"eval throughput, {'expert' if spec == 'expert' else 'BC pilotnet'}",
-                    f"{town_min / (report.wall_s / 60):.1f} town-min/wall-min",
-                    "BC row includes its expert reference run" if spec != "expert" else "",
+                    f"town protocol, {label}",
+                    f"{tot['route_km_per_wall_min']:.2f} route-km/wall-min",
+                    f"route {tot['route_m']:.0f} m, completion {tot['route_completion']:.2f}, "
+                    f"game {tot['game_s']:.0f} s in {tot['wall_s']:.0f} s",
                 )
             )
 

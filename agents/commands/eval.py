@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="override the protocol's weather (town: random per route; empty: clear)",
     )
+    p.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the routes (same report)"
+    )
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="report folder")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -49,17 +52,20 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the total table."""
     import torch
 
-    from agents.evaluate import EvalConfig, agent_factory, cameras_for, evaluate
+    from agents.evaluate import EvalConfig, agent_factory, evaluate_specs
 
     torch.set_num_threads(1)
     try:
-        factories = dict(agent_factory(spec) for spec in args.agent)
+        for spec in args.agent:
+            agent_factory(spec)  # a checkpoint that does not load: one line, before any work
         extra = {"weather": args.weather} if args.weather else {}
         config = config_from_args(args, EvalConfig, env_kwargs=extra)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
     except ValueError as exc:
         raise SystemExit(f"gta5drive eval: {exc}") from None
-    report = evaluate(
-        factories, config=config, progress=not args.no_progress, cameras=cameras_for(factories)
+    report = evaluate_specs(
+        args.agent, config=config, workers=args.workers, progress=not args.no_progress
     )
     paths = report.write(args.out)
     names = list(report.results)

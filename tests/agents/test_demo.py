@@ -19,9 +19,18 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys):
     totals = summary["totals"]
     bc = next(n for n in totals if n.startswith("bc:"))
     assert totals[bc]["driving_score"] > totals["random"]["driving_score"]
-    assert totals[bc]["route_progress_m"] > totals["random"]["route_progress_m"] + 20
+    assert totals[bc]["covered_m"] > totals["random"]["covered_m"] + 20
     assert totals["expert"]["driving_score"] > 0.9
-    for name in ("eval/report.json", "eval/report.md", "eval/totals.png", "stream.mp4"):
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["protocol"] == "town" and report["settings"]["traffic"] == 8
+    assert set(summary["timings"]) >= {"collect_s", "train_s", "eval_s", "video_s", "total_s"}
+    for name in (
+        "eval/report.json",
+        "eval/report.md",
+        "eval/totals.png",
+        "eval/infractions.png",
+        "stream.mp4",
+    ):
         assert (out / name).stat().st_size > 0, name
     import imageio.v3 as iio
 
@@ -33,8 +42,9 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys):
 
 @pytest.mark.slow
 def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_path: Path):
-    """Issue 5's learning test: a few minutes of CPU training on expert data from training
-    towns beats the untrained model on held-out towns, and beats predicting the mean steering."""
+    """The learning test: a few minutes of CPU training on living-town expert data (traffic,
+    pedestrians, lights, random weather) beats the untrained model on held-out towns under the
+    town protocol, and beats predicting the mean steering."""
     from agents.demo import SubsetStore, episode_order
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from imitation.buffer import BufferConfig
@@ -53,10 +63,11 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
             workers=2,
             noise=NoiseConfig.recovery(),
             seed=200,
-            traffic=0,
-            weather="clear",
+            traffic=8,
+            weather="random",
             episode_steps=900,
             storage=StorageConfig(fsync=False),
+            env_kwargs=(("pedestrians", 24), ("route_length", 2000.0)),
         ),
         progress=False,
     )
@@ -93,14 +104,13 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
 
     report = evaluate(
         dict([agent_factory(str(untrained)), agent_factory(str(trained))]),
-        config=EvalConfig(seeds=(1000, 1001), minutes=0.5),
+        # The town protocol's living town and rules, on shorter routes to fit in CI.
+        config=EvalConfig(seeds=(1000, 1001), route_m=400.0, intersections=1, blocked_s=30.0),
         progress=False,
     )
     before = report.total(f"bc:{untrained.name}")
     after = report.total(f"bc:{trained.name}")
     print("untrained", before, "\ntrained", after)
-    assert after["route_progress_m"] > before["route_progress_m"] + 50.0
-    bad_after = after["collisions_vehicle"] + after["collisions_static"] + after["unstucks"]
-    bad_before = before["collisions_vehicle"] + before["collisions_static"] + before["unstucks"]
-    assert bad_after < bad_before
+    assert after["covered_m"] > before["covered_m"] + 50.0
+    assert after["driving_score"] > before["driving_score"] + 0.05
     assert np.isfinite(after["driving_score"])

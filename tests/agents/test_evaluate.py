@@ -235,3 +235,13 @@ def test_parse_seeds_and_bad_config():
     with pytest.raises(ValueError, match="route_m"):
         EvalConfig(route_m=0)
     assert np.isfinite(PENALTY_VEHICLE)
+
+
+def test_routes_shared_over_processes_give_the_same_report():
+    from agents.evaluate import evaluate_specs
+
+    config = EvalConfig(seeds=(1000, 1001), route_m=150.0, intersections=1, blocked_s=10.0)
+    one = evaluate_specs(["expert", "random"], config=config, workers=1, progress=False)
+    two = evaluate_specs(["expert", "random"], config=config, workers=2, progress=False)
+    assert _no_wall_clock(one.as_dict()) == _no_wall_clock(two.as_dict())
+    assert [r.stats.seed for r in two.results["expert"]] == [1000, 1001]
