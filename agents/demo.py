@@ -69,16 +69,27 @@ def balance_steering(
     rng: np.random.Generator,
     straight: float = 0.04,
     keep_straight: float = 0.35,
+    speed: np.ndarray | None = None,
+    pedal: np.ndarray | None = None,
+    keep_waiting: float = 1.0,
 ) -> np.ndarray:
-    """Indices to keep: every curve sample and a ``keep_straight`` share of straight-ahead ones.
+    """Indices to keep: every curve sample and a ``keep_straight`` share of straight-ahead ones;
+    of the samples where the car stands and the label brakes (waiting at a red light, in a
+    queue, for a walker), only a ``keep_waiting`` share.
 
     Straight driving dominates town driving; thinning it (rather than balancing every bin, which
     would throw away most curve context on a few thousand samples) makes turns matter to the
-    loss while keeping the throttle/brake distribution of real driving.
+    loss while keeping the throttle/brake distribution of real driving. In the living town the
+    car also stands still for long stretches with the brake on: hundreds of near-identical
+    frames per wait, which teach a learner that a car at rest keeps braking (the "inertia" of
+    behaviour cloning with a speed input) and drown the few samples that start again.
     """
     steering = np.asarray(steering, np.float32)
     is_straight = np.abs(steering) < straight
     keep = ~is_straight | (rng.random(len(steering)) < keep_straight)
+    if speed is not None and pedal is not None and keep_waiting < 1.0:
+        waiting = (np.asarray(speed).ravel() < 0.5) & (np.asarray(pedal).ravel() < 0.0)
+        keep &= ~waiting | (rng.random(len(steering)) < keep_waiting)
     return np.flatnonzero(keep)
 
 
@@ -94,6 +105,8 @@ class DemoConfig:
         collect_steps: steps recorded per training town.
         workers: collector processes, and evaluation processes sharing the routes.
         noise: noise injection.
+        keep_waiting: share kept of the samples where the car stands braking (see
+            :func:`balance_steering`).
         image_size: model input (the 90×160 hood is resized to it).
         dense: width of the model's common dense layer.
         measurements: width of the model's measurement encoder (purpose and speed; 0: raw).
@@ -116,15 +129,16 @@ class DemoConfig:
     """
 
     first_town: int = 100
-    towns: int = 18
+    towns: int = 30
     eval_towns: tuple[int, ...] = (1000, 1001, 1002, 1003)
     collect_steps: int = 1200
     workers: int = 2
     noise: NoiseConfig = field(default_factory=NoiseConfig.recovery)
+    keep_waiting: float = 0.3
     image_size: tuple[int, int] = (45, 80)
     dense: int = 128
     measurements: int = 64
-    train_steps: int = 2000
+    train_steps: int = 3000
     batch_size: int = 64
     lr: float = 1e-3
     traffic: int = 8
@@ -149,37 +163,12 @@ class DemoConfig:
         )
 
 
-def run_demo(
-    out_dir: str | Path, *, config: DemoConfig | None = None, progress: bool = True
-) -> dict[str, Any]:
-    """Run the demo; returns the summary (also written to ``out_dir/summary.json``)."""
-    import torch
-
-    from agents.evaluate import EvalConfig, evaluate_specs
-    from agents.player import film
-    from imitation.buffer import BufferConfig
+def collect_demonstrations(config: DemoConfig, data: Path, *, progress: bool = True) -> Any:
+    """Stage 1: the noisy expert in the living town's training towns, into the store ``data``."""
     from imitation.collect import CollectConfig, collect
-    from imitation.models import ModelConfig
-    from imitation.storage import SampleStore, StorageConfig
-    from imitation.train import AugmentConfig, TrainConfig, train_bc
+    from imitation.storage import StorageConfig
 
-    config = config or DemoConfig()
-    torch.set_num_threads(1)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
-
-    def stage(name: str) -> None:
-        print(f"\n== {name} ({time.perf_counter() - t_start:.0f} s) ==", flush=True)
-
-    stage(
-        f"1/5 collect: expert with noise, {config.towns} towns x "
-        f"{config.collect_steps} steps, {config.workers} workers"
-    )
-    t = time.perf_counter()
-    data = out / "demonstrations"
-    collected = collect(
+    return collect(
         CollectConfig(
             out=data,
             samples=config.towns * config.collect_steps,
@@ -198,31 +187,19 @@ def run_demo(
         ),
         progress=progress,
     )
-    n = collected.added
-    if n == 0:
-        raise RuntimeError(f"the demo recorded no samples: {collected.line()}")
-    timings["collect_s"] = time.perf_counter() - t
-    print(collected.line())
 
-    stage("2/5 balance: thin out straight-ahead samples")
-    t = time.perf_counter()
-    store = SampleStore(data)
-    order = episode_order(store)
-    keep = order[
-        balance_steering(store.column("action")[order, 1], rng=np.random.default_rng(config.seed))
-    ]
-    balanced = SubsetStore(store, keep)
-    timings["balance_s"] = time.perf_counter() - t
-    print(f"kept {len(keep)} of {len(store)} samples")
 
-    stage(f"3/5 train: pilotnet {config.image_size}, {config.train_steps} steps on CPU")
-    t = time.perf_counter()
-    run = out / "run"
-    towns = balanced.column("town_id")
+def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) -> Any:
+    """Stage 3's `TrainConfig` for ``store`` (its last town held out for validation)."""
+    from imitation.buffer import BufferConfig
+    from imitation.models import ModelConfig
+    from imitation.train import AugmentConfig, TrainConfig
+
+    towns = np.asarray(store.column("town_id")).ravel()
     val_towns = (int(towns.max()),)
     n_train = int((~np.isin(towns, val_towns)).sum())
     capacity = min(25_000, int(n_train * 0.9))  # the buffer must be able to fill from train towns
-    train_config = TrainConfig(
+    return TrainConfig(
         model=ModelConfig(
             backbone="pilotnet",
             image_size=config.image_size,
@@ -247,16 +224,83 @@ def run_demo(
         seed=config.seed,
         progress=progress,
     )
-    checkpoint = train_bc(config=train_config, store=balanced, out_dir=run)
-    timings["train_s"] = time.perf_counter() - t
 
-    eval_config = EvalConfig(
+
+def demo_eval_config(config: DemoConfig) -> Any:
+    """Stage 4's `EvalConfig`: the demo's protocol on its held-out towns."""
+    from agents.evaluate import EvalConfig
+
+    return EvalConfig(
         protocol=config.protocol,
         seeds=config.eval_towns,
         route_m=config.eval_route_m,
         intersections=int(min(6, config.eval_route_m // 300)),
         env_kwargs={"purpose_mode": config.purpose_mode},
     )
+
+
+def run_demo(
+    out_dir: str | Path, *, config: DemoConfig | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run the demo; returns the summary (also written to ``out_dir/summary.json``)."""
+    import torch
+
+    from agents.evaluate import evaluate_specs
+    from agents.player import film
+    from imitation.storage import SampleStore
+    from imitation.train import train_bc
+
+    config = config or DemoConfig()
+    torch.set_num_threads(1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    def stage(name: str) -> None:
+        print(f"\n== {name} ({time.perf_counter() - t_start:.0f} s) ==", flush=True)
+
+    stage(
+        f"1/5 collect: expert with noise, {config.towns} towns x "
+        f"{config.collect_steps} steps, {config.workers} workers"
+    )
+    t = time.perf_counter()
+    data = out / "demonstrations"
+    collected = collect_demonstrations(config, data, progress=progress)
+    n = collected.added
+    if n == 0:
+        raise RuntimeError(f"the demo recorded no samples: {collected.line()}")
+    timings["collect_s"] = time.perf_counter() - t
+    print(collected.line())
+
+    stage("2/5 balance: thin out straight-ahead samples and waits with the brake on")
+    t = time.perf_counter()
+    store = SampleStore(data)
+    order = episode_order(store)
+    actions = store.column("action")[order]
+    keep = order[
+        balance_steering(
+            actions[:, 1],
+            rng=np.random.default_rng(config.seed),
+            speed=store.column("speed")[order],
+            pedal=actions[:, 0],
+            keep_waiting=config.keep_waiting,
+        )
+    ]
+    balanced = SubsetStore(store, keep)
+    timings["balance_s"] = time.perf_counter() - t
+    print(f"kept {len(keep)} of {len(store)} samples")
+
+    stage(f"3/5 train: pilotnet {config.image_size}, {config.train_steps} steps on CPU")
+    t = time.perf_counter()
+    run = out / "run"
+    train_config = demo_train_config(config, balanced, progress=progress)
+    torch.set_num_threads(max(config.workers, 1))  # the stages run one after another
+    checkpoint = train_bc(config=train_config, store=balanced, out_dir=run)
+    torch.set_num_threads(1)
+    timings["train_s"] = time.perf_counter() - t
+
+    eval_config = demo_eval_config(config)
     stage(
         f"4/5 evaluate on held-out towns {list(config.eval_towns)}: {config.protocol} protocol, "
         f"one fixed route of >= {config.eval_route_m:g} m each"

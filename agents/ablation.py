@@ -1,0 +1,170 @@
+"""The balancing ablation: the demo's model, budget and data under every balancing scheme.
+
+One store of living-town demonstrations (the demo's stage 1, or an existing one), balanced by
+``off`` (every sample), ``thin`` (the demo's own rule, :func:`agents.demo.balance_steering`)
+and the original's schemes ``v1``–``v4`` (:mod:`imitation.balance`, dataset mode; ``v2``
+trains one buffer per output from its own samples), each trained with the same
+:class:`~imitation.train.TrainConfig` and budget and evaluated on the same held-out towns under
+the same protocol (:func:`agents.demo.demo_eval_config`). Writes ``ablation.json`` and
+``ablation.md`` (scheme → keep rate, driving score, collisions/km, red lights/km, validation
+steering MAE)::
+
+    python scripts/balance_ablation.py --out runs/ablation [--data runs/demo/demonstrations]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.demo import (
+    DemoConfig,
+    SubsetStore,
+    balance_steering,
+    collect_demonstrations,
+    demo_eval_config,
+    demo_train_config,
+    episode_order,
+)
+
+SCHEMES = ("off", "thin", "v1", "v2", "v3", "v4")
+
+
+def balanced_view(store: Any, scheme: str, *, config: DemoConfig) -> Any:
+    """``store`` (in episode order) balanced by ``scheme``: a view the trainer takes."""
+    from imitation.balance import PerOutputStore, make_balancer
+
+    order = episode_order(store)
+    actions = np.asarray(store.column("action"))[order]
+    rng = np.random.default_rng(config.seed)
+    if scheme == "off":
+        return SubsetStore(store, order)
+    if scheme == "thin":
+        keep = balance_steering(
+            actions[:, 1],
+            rng=rng,
+            speed=np.asarray(store.column("speed"))[order],
+            pedal=actions[:, 0],
+            keep_waiting=config.keep_waiting,
+        )
+        return SubsetStore(store, order[keep])
+    result = make_balancer(scheme, rng=rng, require="seen").balance(actions)
+    if scheme == "v2":
+        return PerOutputStore(
+            {
+                str(o): SubsetStore(store, order[np.sort(result.indices(o))])
+                for o in result.outputs
+            }
+        )
+    return SubsetStore(store, order[np.sort(result.indices())])
+
+
+def run_ablation(
+    out_dir: str | Path,
+    *,
+    config: DemoConfig,
+    data: str | Path | None = None,
+    schemes: tuple[str, ...] = SCHEMES,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train and evaluate the demo's model once per scheme; returns one row per scheme."""
+    import torch
+
+    from agents.evaluate import evaluate_specs
+    from imitation.storage import SampleStore
+    from imitation.train import Trainer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        data = out / "demonstrations"
+        if not (data / "store.json").exists():
+            collect_demonstrations(config, Path(data), progress=progress)
+    store = SampleStore(data)
+    rows = []
+    for scheme in schemes:
+        t0 = time.perf_counter()
+        view = balanced_view(store, scheme, config=config)
+        train_config = demo_train_config(config, view, progress=progress)
+        torch.set_num_threads(max(config.workers, 1))
+        trainer = Trainer(config=train_config, store=view, out_dir=out / scheme)
+        try:
+            val = trainer.train()
+        finally:
+            trainer.close()
+        torch.set_num_threads(1)
+        checkpoint = trainer.checkpoint_path(trainer.step)
+        report = evaluate_specs(
+            [str(checkpoint)], config=demo_eval_config(config), workers=config.workers,
+            progress=progress,
+        )
+        total = next(iter(report.results.values()))
+        tot = report.total(next(iter(report.results)))
+        rows.append(
+            {
+                "scheme": scheme,
+                "samples": len(view),
+                "keep_rate": len(view) / len(store),
+                "driving_score": tot["driving_score"],
+                "route_completion": tot["route_completion"],
+                "collisions_per_km": tot["collisions_per_km"],
+                "red_lights_per_km": tot["red_lights_per_km"],
+                "val_steering_mae": float(val.get("val/steering_mae", float("nan"))),
+                "val_throttle_brake_mae": float(val.get("val/throttle_brake_mae", float("nan"))),
+                "routes": len(total),
+                "wall_s": time.perf_counter() - t0,
+            }
+        )
+        print(_markdown(rows, config), flush=True)
+    (out / "ablation.json").write_text(json.dumps(rows, indent=2))
+    (out / "ablation.md").write_text(_markdown(rows, config))
+    return rows
+
+
+def _markdown(rows: list[dict[str, Any]], config: DemoConfig) -> str:
+    lines = [
+        f"Balancing ablation: {config.train_steps} train steps, held-out towns "
+        f"{list(config.eval_towns)}, {config.protocol} protocol, routes of "
+        f">= {config.eval_route_m:g} m",
+        "",
+        "| scheme | samples | keep rate | driving score | completion | collisions/km | "
+        "red lights/km | val steering MAE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scheme']} | {r['samples']} | {r['keep_rate']:.1%} | "
+            f"{r['driving_score']:.3f} | {r['route_completion']:.3f} | "
+            f"{r['collisions_per_km']:.2f} | {r['red_lights_per_km']:.2f} | "
+            f"{r['val_steering_mae']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python scripts/balance_ablation.py``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--data", type=Path, default=None, help="an existing store to balance")
+    parser.add_argument("--steps", type=int, default=1000, help="train steps per scheme")
+    parser.add_argument("--route-m", type=float, default=600.0, help="evaluation route length")
+    parser.add_argument("--schemes", default=",".join(SCHEMES))
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
+    unknown = sorted(set(schemes) - set(SCHEMES))
+    if unknown:
+        raise SystemExit(f"unknown scheme(s) {unknown}; choose from {list(SCHEMES)}")
+    config = replace(
+        DemoConfig(), train_steps=args.steps, eval_towns=(1000, 1001), eval_route_m=args.route_m
+    )
+    run_ablation(
+        args.out, config=config, data=args.data, schemes=schemes, progress=not args.no_progress
+    )
+    return 0
