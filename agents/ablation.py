@@ -155,14 +155,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1000, help="train steps per scheme")
     parser.add_argument("--route-m", type=float, default=600.0, help="evaluation route length")
     parser.add_argument("--schemes", default=",".join(SCHEMES))
+    parser.add_argument("--frame-stack", type=int, default=1)
+    parser.add_argument("--no-speed", action="store_true", help="no speed input to the model")
+    parser.add_argument("--seeds", default="1000,1001", help="held-out evaluation towns")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
     unknown = sorted(set(schemes) - set(SCHEMES))
     if unknown:
         raise SystemExit(f"unknown scheme(s) {unknown}; choose from {list(SCHEMES)}")
+    from gta_env.fields import parse_seeds
+
     config = replace(
-        DemoConfig(), train_steps=args.steps, eval_towns=(1000, 1001), eval_route_m=args.route_m
+        DemoConfig(),
+        train_steps=args.steps,
+        eval_towns=parse_seeds(args.seeds),
+        eval_route_m=args.route_m,
+        frame_stack=args.frame_stack,
+        speed_input=not args.no_speed,
     )
     run_ablation(
         args.out, config=config, data=args.data, schemes=schemes, progress=not args.no_progress

@@ -109,6 +109,9 @@ class DemoConfig:
             :func:`balance_steering`).
         image_size: model input (the 90×160 hood is resized to it).
         dense: width of the model's common dense layer.
+        frame_stack: hood frames stacked as the model's input (2 shows motion).
+        speed_input: feed the speed to the model (with it, a learner can copy "standing
+            still" from the speed alone: the inertia problem of behaviour cloning).
         measurements: width of the model's measurement encoder (purpose and speed; 0: raw).
         train_steps: optimiser steps.
         batch_size: samples per step.
@@ -137,6 +140,8 @@ class DemoConfig:
     keep_waiting: float = 0.3
     image_size: tuple[int, int] = (45, 80)
     dense: int = 128
+    frame_stack: int = 1
+    speed_input: bool = True
     measurements: int = 64
     train_steps: int = 3000
     batch_size: int = 64
@@ -205,6 +210,8 @@ def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) 
             image_size=config.image_size,
             dense=config.dense,
             measurements=config.measurements,
+            frame_stack=config.frame_stack,
+            speed=config.speed_input,
         ),
         steps=config.train_steps,
         batch_size=config.batch_size,

@@ -245,3 +245,34 @@ def test_routes_shared_over_processes_give_the_same_report():
     two = evaluate_specs(["expert", "random"], config=config, workers=2, progress=False)
     assert _no_wall_clock(one.as_dict()) == _no_wall_clock(two.as_dict())
     assert [r.stats.seed for r in two.results["expert"]] == [1000, 1001]
+
+
+def test_a_dual_backbone_checkpoint_is_evaluated_with_the_chase_camera(tmp_path: Path):
+    from agents.evaluate import cameras_for, evaluate_specs
+    from imitation.models import ModelConfig
+    from tests.agents.helpers import write_checkpoint
+
+    dual = ModelConfig(
+        backbone="pilotnet", image_size=(24, 48), dense=16, cinematic_size=(24, 48)
+    )
+    path = write_checkpoint(tmp_path / "dual" / "step-00000001.safetensors", step=1, config=dual)
+    name, factory = agent_factory(str(path))
+    assert cameras_for({name: factory}) == ("hood", "cinematic")
+    config = EvalConfig(seeds=(1000,), route_m=100.0, intersections=0, blocked_s=3.0)
+    report = evaluate_specs([str(path)], config=config, progress=False)
+    (row,) = report.results[name]
+    assert row.stats.steps > 0 and row.stats.end in ("blocked", "completed", "deviated")
+
+
+def test_a_checkpoint_gets_the_same_report_twice(tmp_path: Path):
+    from tests.agents.helpers import write_checkpoint
+
+    path = write_checkpoint(tmp_path / "run" / "step-00000003.safetensors", step=3, seed=4)
+    config = EvalConfig(seeds=(1001,), route_m=100.0, intersections=0, blocked_s=4.0)
+    reports = [
+        evaluate(dict([agent_factory(str(path))]), config=config, progress=False)
+        for _ in range(2)
+    ]
+    a, b = (_no_wall_clock(r.as_dict()) for r in reports)
+    assert a == b
+    assert a["agents"][f"bc:{path.name}"]["seeds"][0]["steps"] > 0
