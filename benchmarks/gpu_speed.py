@@ -257,15 +257,15 @@ def main(argv: list[str] | None = None) -> None:
         _emit(check_gl(args.out), args.out, "check_gl")
     if args.gpu:
         rows: list[tuple[str, Any]] = [
+            ("d_hood_gl", lambda: batched_processes(p, n, {**HOOD, "renderer": r("gl")}, s)),
+            ("d_cin_gl", lambda: batched_processes(p, n, {**CINEMATIC, "renderer": r("gl")}, s)),
+            ("c_hood_gl_n", lambda: batched_processes(1, n, {**HOOD, "renderer": r("gl")}, s)),
+            ("c_cin_gl_n", lambda: batched_processes(1, n, {**CINEMATIC, "renderer": r("gl")}, s)),
             ("a_hood_sw", lambda: single_processes(p, {**HOOD, "renderer": r("software")}, s)),
             ("a_cin_sw", lambda: single_processes(p, {**CINEMATIC, "renderer": r("software")}, s)),
             ("b_hood_gl", lambda: single_processes(p, {**HOOD, "renderer": r("gl")}, s)),
             ("b_cin_gl", lambda: single_processes(p, {**CINEMATIC, "renderer": r("gl")}, s)),
-            ("c_hood_gl_n", lambda: batched_processes(1, n, {**HOOD, "renderer": r("gl")}, s)),
-            ("c_cin_gl_n", lambda: batched_processes(1, n, {**CINEMATIC, "renderer": r("gl")}, s)),
             ("c_hood_gl_big", lambda: batched_processes(1, nb, {**HOOD, "renderer": r("gl")}, s)),
-            ("d_hood_gl", lambda: batched_processes(p, n, {**HOOD, "renderer": r("gl")}, s)),
-            ("d_cin_gl", lambda: batched_processes(p, n, {**CINEMATIC, "renderer": r("gl")}, s)),
             ("d_hood_sw", lambda: batched_processes(p, n, {**HOOD, "renderer": r("software")}, s)),
             (
                 "d_cin_sw",
