@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HOOD = {"backend": "sim", "hood_size": (90, 160)}
 CINEMATIC = {**HOOD, "cinematic": True, "cinematic_size": (180, 320)}
+RAND = {"expert_in_info": False}
+"""Rows marked ``rand``: no expert in info; random actions stand for an untrained policy."""
 
 
 def _expert(info: dict[str, Any], n: int) -> np.ndarray:
@@ -75,6 +77,7 @@ def _single_worker(kwargs: dict[str, Any], seed: int, seconds: float, barrier: A
 def _batch_worker(
     kwargs: dict[str, Any], n: int, seed: int, seconds: float, barrier: Any, q: Any
 ) -> None:
+    """Expert driving, or with ``expert_in_info=False`` random actions (an untrained policy)."""
     try:
         from gta_env.vector import GTA5DriveVectorEnv
 
@@ -82,14 +85,33 @@ def _batch_worker(
         env = GTA5DriveVectorEnv(num_envs=n, max_episode_steps=3600, **kwargs)
         _, info = env.reset(seed=seed)
         load = time.perf_counter() - t_load
+        rng = np.random.default_rng(seed)
+        expert = kwargs.get("expert_in_info", True)
+
+        def act(info: dict[str, Any]) -> np.ndarray:
+            if expert:
+                return _expert(info, n)
+            return rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+
+        render_s = [0.0]
+        tiles_render = env.tiles.render
+
+        def timed_render() -> None:
+            t = time.perf_counter()
+            tiles_render()
+            render_s[0] += time.perf_counter() - t
+
+        env.tiles.render = timed_render  # type: ignore[method-assign]
         for _ in range(10):
-            _, _, _, _, info = env.step(_expert(info, n))
+            _, _, _, _, info = env.step(act(info))
         barrier.wait()
+        render_s[0] = 0.0
         steps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            _, _, _, _, info = env.step(_expert(info, n))
+            _, _, _, _, info = env.step(act(info))
             steps += n
-        q.put(("ok", steps / (time.perf_counter() - t0), load))
+        elapsed = time.perf_counter() - t0
+        q.put(("ok", steps / elapsed, load, render_s[0] / elapsed))
         env.close()
     except Exception:
         q.put(("error", traceback.format_exc()))
@@ -128,6 +150,7 @@ def _row(name: str, results: list[tuple], t0: float, **extra: Any) -> dict[str, 
     }
     if ok and len(ok[0]) > 2:
         row["load_s_max"] = round(max(r[2] for r in ok), 1)
+        row["render_share"] = round(float(np.mean([r[3] for r in ok])), 3)
     if errors:
         row["error"] = errors[0][-1500:]
     return row
@@ -193,6 +216,8 @@ def check_gl(out: Path | None) -> dict[str, Any]:
             env.close()
     vec = GTA5DriveVectorEnv(num_envs=3, **CINEMATIC, renderer="gl")
     obs, info = vec.reset(seed=[1, 2, 3])  # the towns and drives of the single envs above
+    gsg = vec.tiles.buffer.getGsg()
+    stats["gl_driver"] = f"{gsg.getDriverVendor()} / {gsg.getDriverRenderer()}"
     for _ in range(20):
         obs, *_, info = vec.step(_expert(info, 3))
     frames["batched_gl"] = [obs[k][i] for i in range(3) for k in ("hood", "cinematic")]
@@ -272,6 +297,22 @@ def main(argv: list[str] | None = None) -> None:
                 lambda: batched_processes(p, n, {**CINEMATIC, "renderer": r("software")}, s),
             ),
             ("dl_hood_gl", lambda: launcher(p, n // 2, {**HOOD, "renderer": r("gl")}, s)),
+            (
+                "d_hood_gl_rand",
+                lambda: batched_processes(p, n, {**HOOD, **RAND, "renderer": r("gl")}, s),
+            ),
+            (
+                "d_cin_gl_rand",
+                lambda: batched_processes(p, n, {**CINEMATIC, **RAND, "renderer": r("gl")}, s),
+            ),
+            (
+                "d_hood_gl_2p",
+                lambda: batched_processes(2 * p, n // 2, {**HOOD, "renderer": r("gl")}, s),
+            ),
+            (
+                "c_hood_gl_rand",
+                lambda: batched_processes(1, n, {**HOOD, **RAND, "renderer": r("gl")}, s),
+            ),
             (
                 "c_cin_gl_big",
                 lambda: batched_processes(1, nb, {**CINEMATIC, "renderer": r("gl")}, s),
