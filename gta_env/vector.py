@@ -14,6 +14,7 @@ from gta_env.sim.render import TiledRenderer
 
 _MODES = {
     "next_step": AutoresetMode.NEXT_STEP,
+    "same_step": AutoresetMode.SAME_STEP,
     "disabled": AutoresetMode.DISABLED,
 }
 
@@ -44,9 +45,12 @@ class GTA5DriveVectorEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray
     ``autoreset_mode="next_step"`` (the default, Gymnasium's ``NEXT_STEP``): the step that ends a
     town's episode returns its last observation with ``terminated``/``truncated`` set; the
     **next** step ignores that town's action, resets it (a new town from its RNG) and returns
-    the reset observation with reward 0 and both flags False. ``"disabled"``: nothing resets
-    by itself; call ``reset(options={"reset_mask": mask})`` for the towns that ended.
-    (``SAME_STEP`` is not offered: it would need a second render pass per step.)
+    the reset observation with reward 0 and both flags False. ``"same_step"`` (``SAME_STEP``,
+    what CleanRL's PPO uses): the ending step already returns the reset observation; the last
+    one is in ``info["final_obs"]`` (an object array, None where no episode ended) and the
+    last info in ``info["final_info"]``, as `SyncVectorEnv` does; a step on which some town
+    ends renders a second pass for the reset towns. ``"disabled"``: nothing resets by itself;
+    call ``reset(options={"reset_mask": mask})`` for the towns that ended.
 
     ## Info
 
@@ -168,7 +172,7 @@ class GTA5DriveVectorEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray
             self._elapsed[i] = 0
         self._autoreset[mask] = False
         self._started = True
-        infos = self._observe_all(mask, [[] for _ in range(n)])
+        infos, _ = self._observe_all(mask, [[] for _ in range(n)])
         return self._copy_obs(), infos
 
     def step(
@@ -196,9 +200,12 @@ class GTA5DriveVectorEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray
             self._rewards[i] = reward
             self._terminations[i] = terminated
             self._truncations[i] = truncated
-        infos = self._observe_all(np.ones(self.num_envs, bool), events)
+        infos, singles = self._observe_all(np.ones(self.num_envs, bool), events)
+        ended = self._terminations | self._truncations
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._autoreset = self._terminations | self._truncations
+            self._autoreset = ended
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP and ended.any():
+            infos = self._reset_ended(ended, infos, singles)
         return (
             self._copy_obs(),
             self._rewards.copy(),
@@ -214,16 +221,42 @@ class GTA5DriveVectorEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray
         self.tiles.close()
 
     # -- internals -------------------------------------------------------------------------------
-    def _observe_all(self, mask: np.ndarray, events: list[list[dict[str, Any]]]) -> dict[str, Any]:
-        """One render pass for every town, then the observations and infos of ``mask``."""
+    def _observe_all(
+        self, mask: np.ndarray, events: list[list[dict[str, Any]]]
+    ) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+        """One render pass for every town, then the observations and infos of ``mask``.
+
+        Returns:
+            The batched info, and each observed town's own info.
+        """
         self.tiles.render()
         infos: dict[str, Any] = {}
+        singles: dict[int, dict[str, Any]] = {}
         for i in np.flatnonzero(mask):
             env = self.envs[i]
             obs = env._observe()
             for k in self._keys:
                 self._obs[k][i] = obs[k]
-            infos = self._add_info(infos, env._info(events[i]), int(i))
+            singles[int(i)] = info = env._info(events[i])
+            infos = self._add_info(infos, info, int(i))
+        return infos, singles
+
+    def _reset_ended(
+        self, ended: np.ndarray, infos: dict[str, Any], singles: dict[int, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """SAME_STEP: keep the ended towns' last observation and info, reset them, observe
+        them again (a second render pass) and put their reset info in their place, as
+        `SyncVectorEnv` does."""
+        for i in np.flatnonzero(ended):
+            final_obs = {k: self._obs[k][i].copy() for k in self._keys}
+            infos = self._add_info(
+                infos, {"final_obs": final_obs, "final_info": singles[int(i)]}, int(i)
+            )
+            self.envs[i]._start(seed=None, options=None)
+            self._elapsed[i] = 0
+        _, reset_infos = self._observe_all(ended, [[] for _ in range(self.num_envs)])
+        for j, info in reset_infos.items():
+            infos = self._add_info(infos, info, j)
         return infos
 
     def _copy_obs(self) -> dict[str, np.ndarray]:

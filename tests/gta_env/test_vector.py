@@ -134,7 +134,7 @@ def test_disabled_autoreset_resets_only_the_masked_towns():
     [
         ({"num_envs": 0}, "num_envs"),
         ({"num_envs": 2, "backend": "gta5"}, "gta5"),
-        ({"num_envs": 2, "autoreset_mode": "same_step"}, "autoreset_mode"),
+        ({"num_envs": 2, "autoreset_mode": "sometimes"}, "autoreset_mode"),
         ({"num_envs": 2, "max_episode_steps": 0}, "max_episode_steps"),
         ({"num_envs": 2, "hood_size": (0, 3)}, "hood_size"),
     ],
@@ -211,3 +211,32 @@ def test_worker_processes_give_the_same_towns_as_one_batch():
     finally:
         procs.close()
         one.close()
+
+
+def test_same_step_autoreset_matches_sync_vector_env():
+    """SAME_STEP (CleanRL's mode): the reset observation at once, the last one in final_obs."""
+    vec = _vec(2, max_episode_steps=3, autoreset_mode="same_step")
+    sync = _sync(2, vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, max_episode_steps=3)
+    try:
+        assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        _same(vec.reset(seed=4)[0], sync.reset(seed=4)[0])
+        act = np.full((2, 2), 0.5, np.float32)
+        for t in range(4):
+            ov, rv, _, uv, iv = vec.step(act)
+            os_, rs, _, us, is_ = sync.step(act)
+            _same(ov, os_)
+            np.testing.assert_array_equal(rv, rs)
+            np.testing.assert_array_equal(uv, us)
+            np.testing.assert_array_equal(iv["frame"], is_["frame"])
+            if t == 2:
+                assert uv.all() and (iv["frame"] == 0).all()
+                for i in range(2):
+                    _same(iv["final_obs"][i], is_["final_obs"][i])
+                np.testing.assert_array_equal(
+                    iv["final_info"]["distance"], is_["final_info"]["distance"]
+                )
+            else:
+                assert "final_obs" not in iv
+    finally:
+        vec.close()
+        sync.close()
