@@ -119,11 +119,14 @@ class ProcessBatchVectorEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndar
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.render_mode = None
-        from gta_env.vector import GTA5DriveVectorEnv
+        from gta_env.vector import _MODES, GTA5DriveVectorEnv
 
+        mode = getattr(kwargs.get("autoreset_mode"), "value", kwargs.get("autoreset_mode"))
+        if (mode or "next_step") not in _MODES:
+            raise ValueError(f"autoreset_mode must be one of {sorted(_MODES)}, got {mode!r}")
         self.metadata = {
             **GTA5DriveVectorEnv.metadata,
-            "autoreset_mode": kwargs.get("autoreset_mode", "next_step"),
+            "autoreset_mode": _MODES[mode or "next_step"],
         }
         n = envs_per_worker
         self._shms: list[dict[str, SharedMemory]] = []
