@@ -240,3 +240,42 @@ def test_same_step_autoreset_matches_sync_vector_env():
     finally:
         vec.close()
         sync.close()
+
+
+def test_a_world_on_a_tile_slot_renders_alone_what_its_own_renderer_does():
+    """A lone SimGame on a shared TiledRenderer re-renders when it has read the last pass."""
+    from gta_env.game import Controls
+    from gta_env.sim.game import SimConfig, SimGame
+    from gta_env.sim.town import TownConfig
+
+    cfg = SimConfig(town=TownConfig(grid=(3, 3)), hood_size=(45, 80))
+    tiles = render.TiledRenderer(slots=2, cameras={"hood": (45, 80)})
+    tiled, own = SimGame(cfg, renderer=tiles.slot(1)), SimGame(cfg)
+    try:
+        for g in (tiled, own):
+            g.load(9)
+        for _ in range(3):
+            for g in (tiled, own):
+                g.step(Controls(1.0, 0.0, 0.2))
+            before = tiles.passes
+            np.testing.assert_array_equal(
+                tiled.render(("hood",))["hood"], own.render(("hood",))["hood"]
+            )
+            assert tiles.passes == before + 1
+        with pytest.raises(ValueError, match="tiled renderer was made for"):
+            tiles.slot(0).add_camera(
+                "hood", scene=tiled.root, parent=tiled.root, size=(90, 160), fov=80.0
+            )
+    finally:
+        tiled.close()
+        own.close()
+        tiles.close()
+
+
+def test_a_failing_worker_is_reported_with_its_error():
+    from gta_env.multiproc import ProcessBatchVectorEnv
+
+    with pytest.raises(RuntimeError, match="max_episode_steps must be a positive integer"):
+        ProcessBatchVectorEnv(workers=1, envs_per_worker=1, max_episode_steps=0, **SMALL)
+    with pytest.raises(ValueError, match="workers"):
+        ProcessBatchVectorEnv(workers=0, envs_per_worker=1, **SMALL)
