@@ -9,6 +9,11 @@ imported until an env is made)::
 Beside it, ``GTA5DriveSmall-v0`` is the same env with small, short settings already filled in
 (embedded world, hood 45×80, 1,000-step episodes), for tools that take only an env id
 (CleanRL scripts, RL Zoo's ``record_video``, Minari's ``recover_environment``).
+
+Both also have a native batched form, N towns in one process rendered by one graphics engine
+into one tiled buffer::
+
+    envs = gym.make_vec("GTA5Drive-v0", num_envs=64, vectorization_mode="vector_entry_point")
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ __all__ = [
 ]
 
 ENV_ID = "GTA5Drive-v0"
+VECTOR_ENTRY_POINT = "gta_env.vector:GTA5DriveVectorEnv"
+"""``gym.make_vec(ENV_ID, num_envs=N, vectorization_mode="vector_entry_point")``: N towns in
+one process rendered in one pass (see `gta_env.vector.GTA5DriveVectorEnv`)."""
 MAX_EPISODE_STEPS = 3600  # two minutes of game time at frame_skip=1
 
 SMALL_ENV_ID = "GTA5DriveSmall-v0"
@@ -48,12 +56,14 @@ if ENV_ID not in gym.registry:
     gym.register(
         id=ENV_ID,
         entry_point="gta_env.env:GTA5DriveEnv",
+        vector_entry_point=VECTOR_ENTRY_POINT,
         max_episode_steps=MAX_EPISODE_STEPS,
     )
 if SMALL_ENV_ID not in gym.registry:
     gym.register(
         id=SMALL_ENV_ID,
         entry_point="gta_env.env:GTA5DriveEnv",
+        vector_entry_point=VECTOR_ENTRY_POINT,
         max_episode_steps=SMALL_MAX_EPISODE_STEPS,
         kwargs=dict(SMALL_ENV_KWARGS),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +14,9 @@ from gta_env.fields import check_int
 from gta_env.game import FRAME_DT, Controls, Game, Telemetry
 from gta_env.purpose import purpose_vector
 from gta_env.unstuck import StuckDetector
+
+if TYPE_CHECKING:
+    from gta_env.sim.render import CameraHost
 
 
 class BackendFallbackWarning(UserWarning):
@@ -203,6 +206,17 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._start(seed=seed, options=options)
+        return self._observe(), self._info([])
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        reward, terminated, truncated, events = self._advance(action)
+        return self._observe(), reward, terminated, truncated, self._info(events)
+
+    def _start(self, *, seed: int | None, options: dict[str, Any] | None) -> None:
+        """Everything `reset` does before it observes (the batched env renders in between)."""
         super().reset(seed=seed)
         options = dict(options or {})
         town_seed = options.pop("town_seed", self.config.town_seed)
@@ -233,11 +247,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "purposes_reached": 0,
             "red_lights": 0,
         }
-        return self._observe(), self._info([])
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def _advance(self, action: Any) -> tuple[float, bool, bool, list[dict[str, Any]]]:
+        """Everything `step` does before it observes: reward, terminated, truncated, events."""
         if self._telemetry is None:
             raise RuntimeError("call reset() before step()")
         controls = self._controls(action)
@@ -255,7 +267,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 truncated = True
             if terminated or truncated:
                 break
-        return self._observe(), float(reward), terminated, truncated, self._info(events)
+        return float(reward), terminated, truncated, events
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -464,6 +476,13 @@ def make_game(config: EnvConfig, cameras: tuple[str, ...]) -> Game:
                 BackendFallbackWarning,
                 stacklevel=3,
             )
+    return make_sim_game(config, cameras)
+
+
+def make_sim_game(
+    config: EnvConfig, cameras: tuple[str, ...], *, renderer: CameraHost | None = None
+) -> Game:
+    """The embedded world with the settings of ``config`` (``renderer``: see `SimGame`)."""
     from gta_env.sim.game import SimConfig, SimGame
     from gta_env.sim.town import TownConfig
 
@@ -478,5 +497,6 @@ def make_game(config: EnvConfig, cameras: tuple[str, ...]) -> Game:
             traffic=config.traffic,
             traffic_lights=config.traffic_lights,
             pedestrians=config.pedestrians,
-        )
+        ),
+        renderer=renderer,
     )

@@ -6,6 +6,7 @@ bottom (after CleanRL's ``ppo_continuous_action.py``). Metrics are ``charts/…`
 ``losses/…`` in TensorBoard::
 
     python -m agents.rl.cleanrl_ppo --total-timesteps 100000 --num-envs 2
+    python -m agents.rl.cleanrl_ppo --batched --num-envs 64   # one batched env of 64 towns
     tensorboard --logdir runs/cleanrl
 
 The agent is a small CNN over the hood camera plus the purpose vector and speed, with a
@@ -60,6 +61,9 @@ class Args:
         max_episode_steps: time limit of an episode.
         out: run folder (TensorBoard).
         cuda: train on CUDA when available.
+        batched: all ``num_envs`` towns in this process as one batched
+            `gta_env.vector.GTA5DriveVectorEnv` (one render pass per step) instead of a
+            ``SyncVectorEnv`` of single envs; the same observations, faster.
     """
 
     seed: int = 1
@@ -79,6 +83,7 @@ class Args:
     max_episode_steps: int = 1000
     out: str = "runs/cleanrl"
     cuda: bool = False
+    batched: bool = False
 
 
 def make_env(args: Args, idx: int) -> gym.Env:
@@ -149,8 +154,21 @@ def to_tensors(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, to
 
 def make_envs(
     args: Args, env_fns: Sequence[Callable[[], gym.Env]] | None = None
-) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` envs (default :func:`make_env`) that reset in the step that ends an episode."""
+) -> gym.vector.VectorEnv:
+    """``num_envs`` envs (default :func:`make_env`; with ``args.batched`` one batched env of
+    ``num_envs`` towns) that reset in the step that ends an episode."""
+    if args.batched and env_fns is None:
+        envs = gym.make_vec(
+            ENV_ID,
+            num_envs=args.num_envs,
+            vectorization_mode="vector_entry_point",
+            autoreset_mode="same_step",
+            backend="sim",
+            hood_size=args.hood_size,
+            max_episode_steps=args.max_episode_steps,
+        )
+        envs.action_space.seed(args.seed)
+        return gym.wrappers.vector.RecordEpisodeStatistics(envs)
     fns = (
         list(env_fns)
         if env_fns is not None
@@ -272,10 +290,12 @@ def train(
             next_done = torch.as_tensor(np.logical_or(term, trunc), dtype=torch.float32).to(device)
             ro.rewards[step] = torch.as_tensor(reward, dtype=torch.float32).to(device).view(-1)
             next_obs = to_tensors(next_obs_np, device)
+            # Single envs' RecordEpisodeStatistics reports in final_info, the vector one in info.
             final_info = infos.get("final_info", {})
-            if "episode" in final_info:
-                for j in np.flatnonzero(final_info.get("_episode", [])):
-                    r, length = final_info["episode"]["r"][j], final_info["episode"]["l"][j]
+            stats = final_info if "episode" in final_info else infos
+            if "episode" in stats:
+                for j in np.flatnonzero(stats.get("_episode", [])):
+                    r, length = stats["episode"]["r"][j], stats["episode"]["l"][j]
                     logged["charts/episodic_return"] = float(r)
                     logged["charts/episodic_length"] = float(length)
                     writer.add_scalar("charts/episodic_return", r, global_step)

@@ -21,7 +21,7 @@ from gta_env.sim.junctions import (
 from gta_env.sim.lamps import CarLights, StreetLights
 from gta_env.sim.pedestrians import Pedestrians
 from gta_env.sim.physics import Car, CarSpec, Physics
-from gta_env.sim.render import Renderer
+from gta_env.sim.render import CameraHost, Renderer
 from gta_env.sim.route import Route, build_route, nearest_directed_road
 from gta_env.sim.scene import (
     JUNCTION_BIN,
@@ -101,15 +101,22 @@ REPLAN_FRAMES = 30
 class SimGame:
     """A procedural town with a Bullet car, headless cameras and an autopilot expert.
 
-    Every instance owns its own scene graph, graphics engine and physics world.
+    Every instance owns its own scene graph and physics world, and by default its own graphics
+    engine. Pass ``renderer=`` (a :class:`~gta_env.sim.render.CameraHost`, e.g. one
+    `TiledRenderer.slot`) to render its cameras with an engine shared by a batch of worlds;
+    the world's scene graph stays its own (each camera looks only at its world's root).
     """
 
     name = "sim"
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(
+        self, config: SimConfig | None = None, *, renderer: CameraHost | None = None
+    ) -> None:
         self.config = config or SimConfig()
         self.root = NodePath("world")
-        self.renderer = Renderer(renderer=self.config.renderer)
+        self.renderer: CameraHost = (
+            renderer if renderer is not None else Renderer(renderer=self.config.renderer)
+        )
         self.spec = CarSpec()
         self.autopilot = Autopilot(self.spec, self.config.autopilot)
         self.town: Town | None = None
@@ -466,9 +473,7 @@ class SimGame:
         for node in (self._scene, self._marker):
             if node is not None:
                 node.removeNode()
-        for view in self.renderer.cameras.values():
-            self.renderer.engine.removeWindow(view.buffer)
-        self.renderer.cameras.clear()
+        self.renderer.remove_cameras()
         self.town = self.physics = self.car = self.route = None
         self.traffic = None
         self.pedestrians = None

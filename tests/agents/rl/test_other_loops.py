@@ -25,11 +25,15 @@ def test_sb3_multi_input_policy_from_scratch() -> None:
     env.close()
 
 
-def test_cleanrl_style_ppo_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batched", [False, True])
+def test_cleanrl_style_ppo_runs(tmp_path: Path, batched: bool) -> None:
     from agents.rl.cleanrl_ppo import parse_args, train
 
     args = parse_args(
         [
+            *(["--batched"] if batched else []),
+            "--max-episode-steps",
+            "20",
             "--total-timesteps",
             "64",
             "--num-envs",
