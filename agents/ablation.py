@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route-m", type=float, default=600.0, help="evaluation route length")
     parser.add_argument("--schemes", default=",".join(SCHEMES))
     parser.add_argument("--frame-stack", type=int, default=1)
+    parser.add_argument(
+        "--keep-waiting", type=float, default=None, help="share of braking waits kept (thin)"
+    )
     parser.add_argument("--no-speed", action="store_true", help="no speed input to the model")
     parser.add_argument("--seeds", default="1000,1001", help="held-out evaluation towns")
     parser.add_argument("--no-progress", action="store_true")
@@ -174,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         frame_stack=args.frame_stack,
         speed_input=not args.no_speed,
     )
+    if args.keep_waiting is not None:
+        config = replace(config, keep_waiting=args.keep_waiting)
     run_ablation(
         args.out, config=config, data=args.data, schemes=schemes, progress=not args.no_progress
     )

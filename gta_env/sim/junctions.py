@@ -423,8 +423,9 @@ FRONT = 2.15
 """Metres from a car's centre to its front bumper."""
 STOP_MARGIN = 1.0
 """A car stopping for a line stops with its front this far before it."""
-COMFORT_DECEL = 4.0
-"""Amber: a car that can stop at this deceleration stops, one that cannot goes on."""
+AMBER_DECEL = 6.0
+"""Amber: a car that can still stop before the line at this deceleration stops, one that
+cannot goes on (it crosses well within the amber time)."""
 LOOK_AHEAD = 60.0
 """Stop lines and zebras further ahead than this are ignored."""
 
@@ -468,7 +469,9 @@ def rule_stops(
     # A stop line binds until the car's front is a little past it.
     line_ahead = valid & is_line & (ahead > FRONT - 0.5)
     signal = line_ahead & (state != GREEN)
-    can_stop = ahead - FRONT - STOP_MARGIN > speed[:, None] ** 2 / (2 * COMFORT_DECEL)
+    # Measured to the line itself, not to the margin before it: a car already braking to a
+    # halt just short of its stop point must not turn "cannot stop" and run on into the red.
+    can_stop = ahead - FRONT > speed[:, None] ** 2 / (2 * AMBER_DECEL) + 0.2
     red_stop = signal & ((state == RED) | can_stop)
     zebra_stop = valid & ~is_line & occupied[k] & (ahead - ZEBRA_HALF > FRONT + 0.3)
     stop_point = np.where(

@@ -331,3 +331,29 @@ def test_expert_keeps_every_rule_over_ten_towns(make_env):
     assert totals["red_lights"] == 0, per_town
     assert totals["unstucks"] == 0, per_town
     assert totals["distance"] > 10 * 500.0
+
+
+def test_amber_stops_a_car_that_can_still_stop_and_lets_a_fast_one_go():
+    from gta_env.sim.junctions import FRONT, rule_stops
+
+    line = np.array([[100.0]])
+    ref = np.array([[0]])
+    signalised = np.array([True])
+
+    def stop_at(front_to_line: float, speed: float, state: int) -> float:
+        s = np.array([100.0 - FRONT - front_to_line])
+        out, light, _, approach = rule_stops(
+            line, ref, s, np.array([speed]), np.array([state]), np.zeros(1, bool), signalised
+        )
+        assert light[0] == state and approach[0] == 0
+        return float(out[0])
+
+    # Crawling just short of its stop point when the light is amber: it stops (a car that
+    # turned "cannot stop" here used to run on into the red).
+    assert np.isfinite(stop_at(1.1, 1.07, AMBER))
+    # Fast and close: it goes on (it crosses well within the amber time).
+    assert stop_at(8.0, 12.5, AMBER) == np.inf
+    # Far enough to stop: it stops; red always stops a car before the line.
+    assert np.isfinite(stop_at(30.0, 12.5, AMBER))
+    assert np.isfinite(stop_at(0.3, 4.0, RED))
+    assert stop_at(5.0, 10.0, GREEN) == np.inf
