@@ -132,7 +132,7 @@ class DemoConfig:
     """
 
     first_town: int = 100
-    towns: int = 30
+    towns: int = 20
     eval_towns: tuple[int, ...] = (1000, 1001, 1002, 1003)
     collect_steps: int = 1200
     workers: int = 2
@@ -143,7 +143,7 @@ class DemoConfig:
     frame_stack: int = 1
     speed_input: bool = True
     measurements: int = 64
-    train_steps: int = 3000
+    train_steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
     traffic: int = 8
