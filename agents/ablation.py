@@ -21,48 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agents.demo import (
+    SCHEMES,
     DemoConfig,
-    SubsetStore,
-    balance_steering,
+    balanced_view,
     collect_demonstrations,
     demo_eval_config,
     demo_train_config,
-    episode_order,
 )
-
-SCHEMES = ("off", "thin", "v1", "v2", "v3", "v4")
-
-
-def balanced_view(store: Any, scheme: str, *, config: DemoConfig) -> Any:
-    """``store`` (in episode order) balanced by ``scheme``: a view the trainer takes."""
-    from imitation.balance import PerOutputStore, make_balancer
-
-    order = episode_order(store)
-    actions = np.asarray(store.column("action"))[order]
-    rng = np.random.default_rng(config.seed)
-    if scheme == "off":
-        return SubsetStore(store, order)
-    if scheme == "thin":
-        keep = balance_steering(
-            actions[:, 1],
-            rng=rng,
-            speed=np.asarray(store.column("speed"))[order],
-            pedal=actions[:, 0],
-            keep_waiting=config.keep_waiting,
-        )
-        return SubsetStore(store, order[keep])
-    result = make_balancer(scheme, rng=rng, require="seen").balance(actions)
-    if scheme == "v2":
-        return PerOutputStore(
-            {
-                str(o): SubsetStore(store, order[np.sort(result.indices(o))])
-                for o in result.outputs
-            }
-        )
-    return SubsetStore(store, order[np.sort(result.indices())])
 
 
 def run_ablation(

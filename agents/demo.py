@@ -93,6 +93,41 @@ def balance_steering(
     return np.flatnonzero(keep)
 
 
+SCHEMES = ("off", "thin", "v1", "v2", "v3", "v4")
+"""Balancing choices of the demo: every sample, its own thinning, or a scheme of
+:mod:`imitation.balance` (dataset mode)."""
+
+
+def balanced_view(store: Any, scheme: str, *, config: DemoConfig) -> Any:
+    """``store`` (in episode order) balanced by ``scheme``: a view the trainer takes."""
+    from imitation.balance import PerOutputStore, make_balancer
+
+    order = episode_order(store)
+    actions = np.asarray(store.column("action"))[order]
+    rng = np.random.default_rng(config.seed)
+    if scheme == "off":
+        return SubsetStore(store, order)
+    if scheme == "thin":
+        keep = balance_steering(
+            actions[:, 1],
+            rng=rng,
+            speed=np.asarray(store.column("speed"))[order],
+            pedal=actions[:, 0],
+            keep_waiting=config.keep_waiting,
+        )
+        return SubsetStore(store, order[keep])
+    result = make_balancer(scheme, rng=rng, require="seen").balance(actions)
+    if scheme == "v2":
+        return PerOutputStore(
+            {
+                str(o): SubsetStore(store, order[np.sort(result.indices(o))])
+                for o in result.outputs
+            }
+        )
+    return SubsetStore(store, order[np.sort(result.indices())])
+
+
+
 @dataclass(frozen=True, kw_only=True)
 class DemoConfig:
     """Sizes of every stage of the demo.
@@ -105,8 +140,12 @@ class DemoConfig:
         collect_steps: steps recorded per training town.
         workers: collector processes, and evaluation processes sharing the routes.
         noise: noise injection.
-        keep_waiting: share kept of the samples where the car stands braking (see
-            :func:`balance_steering`).
+        balance: how the samples are balanced before training: ``"v3"`` (the original's
+            scheme v3: one sample per throttle/brake and per steering bin; the best in the
+            balancing ablation, docs/data.md), ``"thin"`` (:func:`balance_steering`),
+            ``"off"``, or ``"v1"``, ``"v2"``, ``"v4"``.
+        keep_waiting: with ``balance="thin"``, the share kept of the samples where the car
+            stands braking (see :func:`balance_steering`).
         image_size: model input (the 90×160 hood is resized to it).
         dense: width of the model's common dense layer.
         frame_stack: hood frames stacked as the model's input (2 shows motion).
@@ -137,6 +176,7 @@ class DemoConfig:
     collect_steps: int = 1200
     workers: int = 2
     noise: NoiseConfig = field(default_factory=NoiseConfig.recovery)
+    balance: str = "v3"
     keep_waiting: float = 0.3
     image_size: tuple[int, int] = (45, 80)
     dense: int = 128
@@ -155,6 +195,10 @@ class DemoConfig:
     video_steps: int = 450
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.balance not in SCHEMES:
+            raise ValueError(f"DemoConfig.balance={self.balance!r} is not one of {SCHEMES}")
+
     @classmethod
     def quick(cls) -> DemoConfig:
         """A few minutes on 2 CPUs: less data and training, two short evaluation routes."""
@@ -162,6 +206,8 @@ class DemoConfig:
             towns=8,
             eval_towns=(1000, 1001),
             collect_steps=900,
+            # v3 keeps ~10 % of the samples: too few of the quick run's 7,200 to train on.
+            balance="thin",
             train_steps=500,
             eval_route_m=600.0,
             video_steps=150,
@@ -202,8 +248,12 @@ def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) 
 
     towns = np.asarray(store.column("town_id")).ravel()
     val_towns = (int(towns.max()),)
-    n_train = int((~np.isin(towns, val_towns)).sum())
-    capacity = min(25_000, int(n_train * 0.9))  # the buffer must be able to fill from train towns
+    train = ~np.isin(towns, val_towns)
+    # Every buffer must be able to fill from training towns: with one buffer per output (a v2
+    # view), each fills from its own output's samples only.
+    groups = getattr(store, "output_indices", None) or {"all": np.arange(len(towns))}
+    n_train = min(int(train[np.asarray(idx)].sum()) for idx in groups.values())
+    capacity = min(25_000, int(n_train * 0.9))
     return TrainConfig(
         model=ModelConfig(
             backbone="pilotnet",
@@ -280,23 +330,12 @@ def run_demo(
     timings["collect_s"] = time.perf_counter() - t
     print(collected.line())
 
-    stage("2/5 balance: thin out straight-ahead samples and waits with the brake on")
+    stage(f"2/5 balance: {config.balance}")
     t = time.perf_counter()
     store = SampleStore(data)
-    order = episode_order(store)
-    actions = store.column("action")[order]
-    keep = order[
-        balance_steering(
-            actions[:, 1],
-            rng=np.random.default_rng(config.seed),
-            speed=store.column("speed")[order],
-            pedal=actions[:, 0],
-            keep_waiting=config.keep_waiting,
-        )
-    ]
-    balanced = SubsetStore(store, keep)
+    balanced = balanced_view(store, config.balance, config=config)
     timings["balance_s"] = time.perf_counter() - t
-    print(f"kept {len(keep)} of {len(store)} samples")
+    print(f"kept {len(balanced)} of {len(store)} samples")
 
     stage(f"3/5 train: pilotnet {config.image_size}, {config.train_steps} steps on CPU")
     t = time.perf_counter()
@@ -348,7 +387,7 @@ def run_demo(
     summary = {
         "config": _jsonable(asdict(config)),
         "samples": n,
-        "balanced_samples": int(len(keep)),
+        "balanced_samples": int(len(balanced)),
         "checkpoint": str(checkpoint),
         "video": str(video),
         "report": {k: str(v) for k, v in paths.items()},

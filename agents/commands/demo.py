@@ -10,7 +10,7 @@ from agents.flags import add_config_flags, config_kwargs
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand (settings from :class:`~agents.demo.DemoConfig`)."""
-    from agents.demo import DemoConfig
+    from agents.demo import SCHEMES, DemoConfig
 
     p = subparsers.add_parser(
         "demo",
@@ -31,10 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(
         p,
         DemoConfig,
-        only=("workers", "purpose_mode", "seed"),
+        only=("workers", "purpose_mode", "balance", "seed"),
         names={"purpose_mode": "purpose"},
-        choices={"purpose_mode": ("auto", "route", "point")},
-        defaults={"workers": None, "purpose_mode": None, "seed": None},
+        choices={"purpose_mode": ("auto", "route", "point"), "balance": SCHEMES},
+        defaults={"workers": None, "purpose_mode": None, "balance": None, "seed": None},
         show_defaults=False,
     )
     p.add_argument("--no-progress", action="store_true")
