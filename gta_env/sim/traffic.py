@@ -57,15 +57,17 @@ def random_walk(
 class IntersectionTurns:
     """Who may be inside which intersection.
 
-    A car asks for its next intersection when it is 15 m from the stop line before it and holds
-    it until 3 m past the exit; it waits at the stop line. A car whose light is red does not ask
-    (and gives up what it held there). It may enter unless a holder coming from another road has a path through
+    A car asks for its next intersection when its centre is 9 m from the stop line before it
+    (only the first car of a queue is that close: a car further back that held the intersection
+    while stuck behind one that waits would deadlock it) and holds it until 3 m past the exit;
+    it waits at the stop line. A car whose light is red does not ask (and gives up what it held
+    there). It may enter unless a holder coming from another road has a path through
     the intersection that comes within 3.5 m of its own (a conflict); cars from the same road
     queue behind each other and keep their distance on their own. First come, first served: a
     car also yields to conflicting cars that have been waiting longer, so nobody starves.
     """
 
-    ASK_DISTANCE = 15.0
+    ASK_DISTANCE = 9.0
     RELEASE_AFTER = 3.0
     CONFLICT_DISTANCE = 3.5
 

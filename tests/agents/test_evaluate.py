@@ -276,3 +276,12 @@ def test_a_checkpoint_gets_the_same_report_twice(tmp_path: Path):
     a, b = (_no_wall_clock(r.as_dict()) for r in reports)
     assert a == b
     assert a["agents"][f"bc:{path.name}"]["seeds"][0]["steps"] > 0
+
+
+@pytest.mark.slow
+def test_the_expert_completes_a_protocol_route_through_busy_intersections():
+    """Town 1003's route once deadlocked: a car queued behind the waiting expert held the
+    intersection, a third car yielded to it and the expert yielded to the third."""
+    report = evaluate(dict([agent_factory("expert")]), config=EvalConfig(seeds=(1003,)))
+    (row,) = report.results["expert"]
+    assert row.stats.end == "completed" and row.driving_score == 1.0, row
