@@ -88,6 +88,10 @@ class Recorder:
         ValueError: If the env is not in pedal mode, or a v2 balancer lacks output writers.
     """
 
+    writes_sets = True
+    """Whether balanced sets go to ``writer`` / ``output_writers`` (a subclass that sends them
+    elsewhere, like the live collector's, needs no writers per output)."""
+
     def __init__(
         self,
         env: gym.Env,
@@ -110,7 +114,7 @@ class Recorder:
             )
         if record_cinematic and "cinematic" not in getattr(env.observation_space, "spaces", {}):
             raise ValueError("record_cinematic=True needs an env made with cinematic=True")
-        if balancer is not None and balancer.spec.own_output_sets:
+        if balancer is not None and balancer.spec.own_output_sets and self.writes_sets:
             missing = {"accel", "brake", "steering"} - set(output_writers or {})
             if missing:
                 raise ValueError(

@@ -43,6 +43,8 @@ SendSets = Callable[[int, list[tuple[str | None, tuple[Sample, ...]]]], Any]
 class SetRecorder(Recorder):
     """A :class:`Recorder` whose balanced sets go to an outbox instead of a writer."""
 
+    writes_sets = False  # sets are sent to the trainer, v2's per output too
+
     def __init__(self, env: Any, **kwargs: Any) -> None:
         # Sets never reach a writer here: _emit below keeps them for sending.
         super().__init__(env, writer=cast(Any, None), **kwargs)

@@ -262,3 +262,20 @@ def test_unbalanced_collector_sends_every_sample_in_sets_of_send_every(tmp_path:
     assert sum(sizes) == stats["sent_samples"] == stats["recorded"]
     steps = [s.step for _, items in sent for s in items]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)  # none dropped or repeated
+
+
+def test_a_live_collector_records_v2_sets_without_writers() -> None:
+    """`live --balance v2` crashed in every collector: the recorder asked for a writer per
+    output, though a live collector sends its sets to the trainer instead of writing them."""
+    from agents.live.collector import SetRecorder
+    from imitation.balance import make_balancer
+
+    env = gym.make("GTA5Drive-v0", backend="sim", hood_size=HOOD, max_episode_steps=400)
+    try:
+        balancer = make_balancer("v2", rng=np.random.default_rng(0), require="seen", warmup=50)
+        recorder = SetRecorder(env, balancer=balancer)
+        recorder.record_episode(town_seed=3, episode_id=0, seed=0, max_steps=300)
+        outputs = {s.output for s in recorder.outbox}
+        assert recorder.outbox and outputs <= {"accel", "brake", "steering"}, outputs
+    finally:
+        env.close()
