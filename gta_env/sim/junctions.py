@@ -114,15 +114,12 @@ class JunctionLayout:
             if len(roads) < 3:
                 continue
             lit = signals and (len(roads) >= 4 or rng.random() < SIGNAL_SHARE_3WAY)
-            outward = []
-            for road in roads:
-                _, u = _along(town, road, node, jr + STOP_OFFSET)
-                outward.append(u)
+            lines = [_along(town, road, node, jr + STOP_OFFSET) for road in roads]
+            outward = [u for _, u in lines]
             groups = _axis_groups(np.array(outward)) if lit else [-1] * len(roads)
             if lit:
                 signalised.append(node)
-            for road, u, group in zip(roads, outward, groups, strict=True):
-                centre, _ = _along(town, road, node, jr + STOP_OFFSET)
+            for road, (centre, u), group in zip(roads, lines, groups, strict=True):
                 zebra, _ = _along(town, road, node, jr + ZEBRA_OFFSET)
                 approaches.append(
                     Approach(
