@@ -159,6 +159,7 @@ class SimGame:
         self._fixed_covered = 0.0
         self._fixed_deviation = 0.0
         self._infractions: tuple[str, ...] = ()
+        self._ray_memo: tuple[tuple[int, int, float, float] | None, float] = (None, 0.0)
 
     # -- Game protocol -------------------------------------------------------------------------
     def load(self, seed: int) -> None:
@@ -629,7 +630,10 @@ class SimGame:
             return True
         if self._crossing_stop is not None and self._crossing_stop - self._s < near:
             return True
-        return self._ray_obstacle(self.route, self._s, 12.0) < 12.0
+        # The expert's own look-ahead, when it reaches further, finds the same first hit: one
+        # ray pass serves both (the expert asks for it right after, from the same place).
+        reach = max(12.0, self.autopilot.config.sensor_range)
+        return self._ray_obstacle(self.route, self._s, reach) < 12.0
 
     def _update_route(self) -> None:
         car, _ = self._require()
@@ -682,6 +686,12 @@ class SimGame:
         return min(limit, self._ray_obstacle(route, s, reach))
 
     def _ray_obstacle(self, route: Route, s: float, reach: float) -> float:
+        key = (self._frame, id(route), s, reach)
+        if self._ray_memo[0] != key:
+            self._ray_memo = (key, self._cast_rays(route, s, reach))
+        return self._ray_memo[1]
+
+    def _cast_rays(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
         step = 5.0
         # Start ahead of the bumper: what stands closer is being hit already.
