@@ -6,9 +6,13 @@
    (DART-style perturbations held for a fraction of a second) while the clean expert action is
    recorded as the label, so the data contains recoveries from the states the learner will
    drift into;
-2. **balance**: thin out the over-represented straight-ahead samples (steering bins);
-3. **train**: a small PilotNet on CPU (:func:`imitation.train.train_bc`), validation on held-out
-   training towns;
+2. **balance and train**: balance the samples (scheme v3 by default), then a small PilotNet on
+   CPU (:func:`imitation.train.train_bc`), validation on a held-out training town;
+3. **DAgger**: the model drives new training towns while the expert labels every state it
+   reaches (taking the wheel for a moment when the model stands still on a free road or leaves
+   its route, :mod:`imitation.dagger`); the samples join the data and the model is retrained
+   from its weights -- the states a cloned policy drives into, above all standing still after
+   a wait, are where pure behaviour cloning fails in the living town;
 4. **evaluate**: random vs expert vs the BC model on held-out towns never seen in training,
    under the ``town`` protocol (:mod:`agents.evaluate`: one fixed route per town, traffic,
    pedestrians, lights, weather per route; driving score with CARLA's penalties);
@@ -21,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +156,17 @@ class DemoConfig:
         speed_input: feed the speed to the model (with it, a learner can copy "standing
             still" from the speed alone: the inertia problem of behaviour cloning).
         measurements: width of the model's measurement encoder (purpose and speed; 0: raw).
+        outputs: the kind of each output, ``(throttle_brake, steering)``: ``"regression"`` or
+            ``"classification"`` (21 bins; the most likely bin drives, where regression
+            would average "brake" and "go" into a standstill).
         train_steps: optimiser steps.
+        dagger_rounds: DAgger rounds after the first training: the model drives new training
+            towns (the expert takes over when it is stuck or off its route), the expert labels
+            every state, and the model is retrained on all the data (:mod:`imitation.dagger`).
+        dagger_towns: towns the model drives per round (after the training towns).
+        dagger_steps: steps per DAgger town (0: ``collect_steps``).
+        dagger_train_steps: optimiser steps of each retraining (warm-started from the last
+            model).
         batch_size: samples per step.
         lr: peak learning rate.
         traffic: traffic cars in the training towns.
@@ -166,7 +180,7 @@ class DemoConfig:
             ``"auto"`` (on the embedded world: the bearing along the planned route, which tells
             the learner where to turn) or ``"point"`` (the bearing to the purpose point itself,
             as in the original).
-        video_steps: steps of the stream-layout video.
+        video_steps: steps of the stream-layout video (0: no video).
         seed: seed of everything.
     """
 
@@ -183,7 +197,12 @@ class DemoConfig:
     frame_stack: int = 1
     speed_input: bool = True
     measurements: int = 64
+    outputs: tuple[str, str] = ("regression", "regression")
     train_steps: int = 2000
+    dagger_rounds: int = 1
+    dagger_towns: int = 10
+    dagger_steps: int = 0
+    dagger_train_steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
     traffic: int = 8
@@ -196,6 +215,20 @@ class DemoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from gta_env.fields import check_ints
+
+        check_ints(
+            self,
+            {
+                "towns": 1,
+                "collect_steps": 1,
+                "train_steps": 1,
+                "dagger_rounds": 0,
+                "dagger_towns": 1,
+                "dagger_steps": 0,
+                "dagger_train_steps": 1,
+            },
+        )
         if self.balance not in SCHEMES:
             raise ValueError(f"DemoConfig.balance={self.balance!r} is not one of {SCHEMES}")
 
@@ -209,26 +242,43 @@ class DemoConfig:
             # v3 keeps ~10 % of the samples: too few of the quick run's 7,200 to train on.
             balance="thin",
             train_steps=500,
+            dagger_towns=4,
+            dagger_train_steps=250,
             eval_route_m=600.0,
             video_steps=150,
         )
 
 
-def collect_demonstrations(config: DemoConfig, data: Path, *, progress: bool = True) -> Any:
-    """Stage 1: the noisy expert in the living town's training towns, into the store ``data``."""
+def collect_demonstrations(
+    config: DemoConfig, data: Path, *, driver: Path | None = None, progress: bool = True
+) -> Any:
+    """Stage 1: the noisy expert in the living town's training towns, into the store ``data``.
+
+    With ``driver`` (a checkpoint), a DAgger round instead: the model drives
+    ``config.dagger_towns`` new training towns without noise and the expert labels every state;
+    the samples are appended to ``data``.
+    """
+    import functools
+
+    from agents.bc import BCAgent
     from imitation.collect import CollectConfig, collect
+    from imitation.noise import NoiseConfig
     from imitation.storage import StorageConfig
 
+    towns, steps = config.towns, config.collect_steps
+    if driver is not None:
+        towns, steps = config.dagger_towns, config.dagger_steps or config.collect_steps
     return collect(
         CollectConfig(
             out=data,
-            samples=config.towns * config.collect_steps,
+            samples=towns * steps,
             workers=config.workers,
-            noise=config.noise,
+            noise=config.noise if driver is None else NoiseConfig.off(),
+            driver=None if driver is None else functools.partial(BCAgent.from_checkpoint, driver),
             seed=config.first_town,
             traffic=config.traffic,
             weather=config.weather,
-            episode_steps=config.collect_steps,
+            episode_steps=steps,
             storage=StorageConfig(fsync=False),
             env_kwargs=(
                 ("purpose_mode", config.purpose_mode),
@@ -243,7 +293,7 @@ def collect_demonstrations(config: DemoConfig, data: Path, *, progress: bool = T
 def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) -> Any:
     """Stage 3's `TrainConfig` for ``store`` (its last town held out for validation)."""
     from imitation.buffer import BufferConfig
-    from imitation.models import ModelConfig
+    from imitation.models import ModelConfig, default_outputs
     from imitation.train import AugmentConfig, TrainConfig
 
     towns = np.asarray(store.column("town_id")).ravel()
@@ -262,6 +312,7 @@ def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) 
             measurements=config.measurements,
             frame_stack=config.frame_stack,
             speed=config.speed_input,
+            outputs=default_outputs(config.outputs),
         ),
         steps=config.train_steps,
         batch_size=config.batch_size,
@@ -317,8 +368,9 @@ def run_demo(
     def stage(name: str) -> None:
         print(f"\n== {name} ({time.perf_counter() - t_start:.0f} s) ==", flush=True)
 
+    stages = 5 if config.dagger_rounds else 4
     stage(
-        f"1/5 collect: expert with noise, {config.towns} towns x "
+        f"1/{stages} collect: expert with noise, {config.towns} towns x "
         f"{config.collect_steps} steps, {config.workers} workers"
     )
     t = time.perf_counter()
@@ -330,25 +382,62 @@ def run_demo(
     timings["collect_s"] = time.perf_counter() - t
     print(collected.line())
 
-    stage(f"2/5 balance: {config.balance}")
-    t = time.perf_counter()
-    store = SampleStore(data)
-    balanced = balanced_view(store, config.balance, config=config)
-    timings["balance_s"] = time.perf_counter() - t
-    print(f"kept {len(balanced)} of {len(store)} samples")
+    def balance_and_train(run: Path, steps: int, init: Path | None) -> tuple[Path, int]:
+        t = time.perf_counter()
+        store = SampleStore(data)
+        balanced = balanced_view(store, config.balance, config=config)
+        timings["balance_s"] = timings.get("balance_s", 0.0) + time.perf_counter() - t
+        print(f"balance ({config.balance}): kept {len(balanced)} of {len(store)} samples")
+        t = time.perf_counter()
+        train_config = replace(
+            demo_train_config(config, balanced, progress=progress),
+            steps=steps,
+            warmup_steps=min(100, steps // 10),
+            val_every=max(steps // 4, 1),
+            checkpoint_every=max(steps // 4, 1),
+        )
+        torch.set_num_threads(max(config.workers, 1))  # the stages run one after another
+        checkpoint = train_bc(config=train_config, store=balanced, out_dir=run, init=init)
+        torch.set_num_threads(1)
+        timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t
+        return checkpoint, len(balanced)
 
-    stage(f"3/5 train: pilotnet {config.image_size}, {config.train_steps} steps on CPU")
-    t = time.perf_counter()
+    stage(
+        f"2/{stages} balance ({config.balance}) and train: pilotnet {config.image_size}, "
+        f"{config.train_steps} steps on CPU"
+    )
     run = out / "run"
-    train_config = demo_train_config(config, balanced, progress=progress)
-    torch.set_num_threads(max(config.workers, 1))  # the stages run one after another
-    checkpoint = train_bc(config=train_config, store=balanced, out_dir=run)
-    torch.set_num_threads(1)
-    timings["train_s"] = time.perf_counter() - t
+    checkpoint, n_balanced = balance_and_train(run, config.train_steps, None)
+    dagger: list[dict[str, Any]] = []
+    for r in range(config.dagger_rounds):
+        stage(
+            f"3/{stages} DAgger round {r + 1}/{config.dagger_rounds}: the model drives "
+            f"{config.dagger_towns} new towns, the expert labels; retrain "
+            f"{config.dagger_train_steps} steps"
+        )
+        t = time.perf_counter()
+        collected = collect_demonstrations(config, data, driver=checkpoint, progress=progress)
+        timings["dagger_collect_s"] = (
+            timings.get("dagger_collect_s", 0.0) + time.perf_counter() - t
+        )
+        print(collected.line())
+        learner = sum(w.learner_steps for w in collected.workers)
+        steps_total = max(sum(w.steps for w in collected.workers), 1)
+        dagger.append(
+            {
+                "samples": collected.added,
+                "learner_share": learner / steps_total,
+                "takeovers": sum(w.takeovers for w in collected.workers),
+                "collisions": sum(w.collisions for w in collected.workers),
+            }
+        )
+        run = out / f"run-dagger{r + 1}"
+        checkpoint, n_balanced = balance_and_train(run, config.dagger_train_steps, checkpoint)
+        n += collected.added
 
     eval_config = demo_eval_config(config)
     stage(
-        f"4/5 evaluate on held-out towns {list(config.eval_towns)}: {config.protocol} protocol, "
+        f"{stages - 1}/{stages} evaluate on held-out towns {list(config.eval_towns)}: {config.protocol} protocol, "
         f"one fixed route of >= {config.eval_route_m:g} m each"
     )
     t = time.perf_counter()
@@ -361,24 +450,26 @@ def run_demo(
     paths = report.write(out / "eval")
     timings["eval_s"] = time.perf_counter() - t
 
-    stage("5/5 film the BC agent in the stream layout")
     t = time.perf_counter()
-    video = film(
-        checkpoint=checkpoint,
-        run_dir=run,
-        out=out / "stream.mp4",
-        steps=config.video_steps,
-        town_seed=config.eval_towns[0],
-        env_kwargs={
-            "purpose_mode": config.purpose_mode,
-            **{
-                k: v
-                for k, v in eval_config.env_settings().items()
-                if k not in ("backend", "on_stuck", "stuck_window")
+    video: Path | None = None
+    if config.video_steps:
+        stage(f"{stages}/{stages} film the BC agent in the stream layout")
+        video = film(
+            checkpoint=checkpoint,
+            run_dir=run,
+            out=out / "stream.mp4",
+            steps=config.video_steps,
+            town_seed=config.eval_towns[0],
+            env_kwargs={
+                "purpose_mode": config.purpose_mode,
+                **{
+                    k: v
+                    for k, v in eval_config.env_settings().items()
+                    if k not in ("backend", "on_stuck", "stuck_window")
+                },
             },
-        },
-        progress=progress,
-    )
+            progress=progress,
+        )
     timings["video_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
 
@@ -387,9 +478,10 @@ def run_demo(
     summary = {
         "config": _jsonable(asdict(config)),
         "samples": n,
-        "balanced_samples": int(len(balanced)),
+        "balanced_samples": int(n_balanced),
+        "dagger": dagger,
         "checkpoint": str(checkpoint),
-        "video": str(video),
+        "video": None if video is None else str(video),
         "report": {k: str(v) for k, v in paths.items()},
         "totals": totals,
         "bc_over_expert": _ratio(

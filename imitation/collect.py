@@ -48,6 +48,7 @@ import numpy as np
 
 from gta_env.fields import check_ints
 from imitation.balance import SCHEMES, BinFill, make_balancer
+from imitation.dagger import TakeoverConfig
 from imitation.noise import ActionNoise, NoiseConfig
 from imitation.storage import (
     CorruptChunkWarning,
@@ -81,6 +82,13 @@ class CollectConfig:
         warmup: Samples each worker's balancer sees before its first set.
         max_per_bin: Most samples a worker's balancer queues per bin.
         noise: Perturbations of the executed actions (labels stay clean).
+        driver: Makes the learner that drives instead of the expert, which still labels every
+            sample (DAgger, :mod:`imitation.dagger`): a picklable callable, called once in each
+            worker, returning an agent with ``reset()``, ``act(obs, info)`` and
+            ``executed(action)``, e.g. ``functools.partial(BCAgent.from_checkpoint, "runs/bc")``.
+            None: the expert drives.
+        takeover: When the expert takes the wheel from ``driver`` (stuck, off the route, after
+            a collision).
         seed: Base seed: episode ``g`` drives town ``seed + g``, and episodes are numbered over
             the whole store, so a rerun appending to it drives new towns (after a first run of
             episode 0, ``--seed 1`` drives town 2, not 1: use a new ``--out`` for a given town).
@@ -102,6 +110,8 @@ class CollectConfig:
     warmup: int = 1000
     max_per_bin: int = 1000
     noise: NoiseConfig = field(default_factory=NoiseConfig.default)
+    driver: Callable[[], Any] | None = None
+    takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
     seed: int = 0
     traffic: int = 8
     weather: str = "random"
@@ -122,6 +132,10 @@ class CollectConfig:
             )
         if not isinstance(self.noise, NoiseConfig):
             raise ValueError(f"CollectConfig.noise must be a NoiseConfig, got {self.noise!r}")
+        if self.driver is not None and not callable(self.driver):
+            raise ValueError(
+                f"CollectConfig.driver must make the learner (a callable), got {self.driver!r}"
+            )
         if self.backend not in ("sim", "gta5", "auto"):
             raise ValueError(
                 f"CollectConfig.backend must be 'sim', 'gta5' or 'auto', got {self.backend!r}"
@@ -175,6 +189,8 @@ class WorkerResult:
         committed: Samples in committed chunks at the last report.
         collisions: Collisions over its episodes.
         perturbed_steps: Steps with a perturbed executed action.
+        learner_steps: Steps the ``driver`` drove (the rest: the expert).
+        takeovers: Times the expert took over from the ``driver``.
         peak_rss: Highest resident memory seen, bytes (0 when not measured).
         exitcode: Process exit code (negative: killed by that signal).
         error: The worker's traceback if it failed.
@@ -191,6 +207,8 @@ class WorkerResult:
     committed: int = 0
     collisions: int = 0
     perturbed_steps: int = 0
+    learner_steps: int = 0
+    takeovers: int = 0
     peak_rss: int = 0
     exitcode: int | None = None
     error: str | None = None
@@ -251,6 +269,13 @@ class CollectResult:
             f"({self.samples_per_second:.0f} samples/s recorded), "
             f"{sum(w.collisions for w in self.workers)} collisions"
         )
+        learner = sum(w.learner_steps for w in self.workers)
+        if learner:
+            steps = max(sum(w.steps for w in self.workers), 1)
+            text += (
+                f"; the learner drove {learner / steps:.0%} of the steps, the expert took over "
+                f"{sum(w.takeovers for w in self.workers)} times"
+            )
         if self.interrupted:
             text += "; interrupted"
         if failed:
@@ -296,6 +321,8 @@ def _worker_main(
         "committed": 0,
         "collisions": 0,
         "perturbed_steps": 0,
+        "learner_steps": 0,
+        "takeovers": 0,
     }
     last_send = 0.0
     env = None
@@ -328,9 +355,18 @@ def _worker_main(
                         config.out / name, config=config.storage, writer_id=writer_id
                     )
                 writers.extend(output_writers.values())
+        driver = None
+        if config.driver is not None:
+            import torch
+
+            from imitation.dagger import PolicyDriver
+
+            torch.set_num_threads(1)  # one core per worker, as the env
+            driver = PolicyDriver(config.driver(), config.takeover)
         recorder = Recorder(
             env,
             writer=writer,
+            driver=driver,
             balancer=balancer,
             output_writers=output_writers or None,
             record_cinematic=config.cinematic,
@@ -357,6 +393,8 @@ def _worker_main(
             p["recorded"] += recorded
             p["written"] += written
             p["committed"] = sum(w.committed_samples for w in writers)
+            if driver is not None:
+                p["learner_steps"], p["takeovers"] = driver.learner_steps, driver.takeovers
             p["fill"] = _fill_payload(balancer.fill()) if balancer is not None else None
             return p
 
@@ -387,6 +425,8 @@ def _worker_main(
                 ("perturbed_steps", ep.perturbed),
             ):
                 stats[key] += value
+            if driver is not None:
+                stats["learner_steps"], stats["takeovers"] = driver.learner_steps, driver.takeovers
             if ep.stopped:
                 break
             episode += config.workers
@@ -601,6 +641,8 @@ class _Workers:
             committed=int(last.get("committed", 0)),
             collisions=int(last.get("collisions", 0)),
             perturbed_steps=int(last.get("perturbed_steps", 0)),
+            learner_steps=int(last.get("learner_steps", 0)),
+            takeovers=int(last.get("takeovers", 0)),
             peak_rss=self.peak[w],
             exitcode=self.procs[w].exitcode,
             error=self.errors.get(w),

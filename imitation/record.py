@@ -7,7 +7,8 @@ and turns every step into a :class:`~imitation.sample.Sample`:
 - the observation (hood frame, optional cinematic frame, speed, purpose) is the one the expert's
   action was computed for;
 - ``action`` (the label) is the expert's clean action for that observation, ``executed_action``
-  what was applied (they differ only while a perturbation is active);
+  what was applied (they differ while a perturbation is active, or while a
+  :class:`~imitation.dagger.PolicyDriver` lets the learner drive: DAgger);
 - ``time`` is game seconds since the episode started (``info["frame"] / 30``), ``step`` the step
   index, ``episode_id`` the caller's episode number and ``town_id`` the town seed.
 
@@ -28,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 from imitation.balance import Balancer
+from imitation.dagger import Driver
 from imitation.noise import ActionNoise
 from imitation.sample import Sample
 from imitation.storage import SampleWriter
@@ -77,6 +79,9 @@ class Recorder:
             ``expert_in_info=True`` (the default).
         writer: Where samples (or balanced sets) are written.
         noise: Perturbs executed actions (labels stay clean); None for none.
+        driver: Chooses the executed action instead of the expert (e.g. a
+            :class:`~imitation.dagger.PolicyDriver`: the learner drives, the expert labels);
+            ``noise`` perturbs what it chooses. None: the expert drives.
         balancer: A stream balancer; only samples of completed sets are written. None writes
             every sample.
         output_writers: For a v2 balancer: one writer per output (``accel``, ``brake``,
@@ -98,6 +103,7 @@ class Recorder:
         *,
         writer: SampleWriter,
         noise: ActionNoise | None = None,
+        driver: Driver | None = None,
         balancer: Balancer | None = None,
         output_writers: Mapping[str, SampleWriter] | None = None,
         record_cinematic: bool = False,
@@ -123,6 +129,7 @@ class Recorder:
         self.env = env
         self.writer = writer
         self.noise = noise
+        self.driver = driver
         self.balancer = balancer
         self.output_writers = dict(output_writers or {})
         self.record_cinematic = record_cinematic
@@ -163,6 +170,8 @@ class Recorder:
         obs, info = self.env.reset(seed=seed, options={"town_seed": int(town_seed)})
         if self.noise is not None:
             self.noise.reset()
+        if self.driver is not None:
+            self.driver.reset()
         steps = recorded = written = skipped = perturbed = 0
         stopped = False
         while True:
@@ -174,7 +183,8 @@ class Recorder:
                 stopped = True
                 break
             label = self._expert_action(info)
-            executed = label if self.noise is None else self.noise(label)
+            chosen = label if self.driver is None else self.driver(obs, info, label)
+            executed = chosen if self.noise is None else self.noise(chosen)
             if info.get("unstuck_phase") is None:
                 sample = self._sample(obs, info, label, executed, steps, episode_id, town_seed)
                 recorded += 1

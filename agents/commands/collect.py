@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from agents.flags import add_config_flags, config_from_args
 from imitation.balance import REQUIRE_MODES, SCHEMES
@@ -11,6 +12,7 @@ from imitation.balance import REQUIRE_MODES, SCHEMES
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``collect`` subcommand (flags, help and defaults from :class:`CollectConfig`)."""
     from imitation.collect import CollectConfig
+    from imitation.dagger import TakeoverConfig
     from imitation.storage import StorageConfig
 
     p = subparsers.add_parser(
@@ -53,6 +55,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "'steering=0.03/0.3/5-20,throttle_brake=0.01/0.5/10-30'"
         ),
     )
+    p.add_argument(
+        "--driver",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help=(
+            "DAgger: a checkpoint file or run folder that drives instead of the expert, which "
+            "still labels every sample and takes over when the model is stuck or off its route "
+            "(use --noise off)"
+        ),
+    )
+    add_config_flags(
+        p,
+        TakeoverConfig,
+        prefix="takeover_",
+        names={f: f"takeover_{f}" for f in ("patience", "deviation_m", "steps", "go", "still_ms")},
+    )
     add_config_flags(
         p,
         StorageConfig,
@@ -68,10 +87,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Collect; print where the samples went and a one-line summary."""
     from imitation.collect import CollectConfig, collect
+    from imitation.dagger import TakeoverConfig
     from imitation.noise import NoiseConfig
     from imitation.storage import StorageConfig, StoreWriteError
 
     try:
+        driver = None
+        if args.driver is not None:
+            import functools
+
+            from agents.bc import BCAgent
+            from agents.evaluate import agent_factory
+
+            try:  # a checkpoint that does not load: one line, now, not in every worker
+                agent_factory(str(args.driver))
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("--agent", "--driver", 1)) from None
+            driver = functools.partial(BCAgent.from_checkpoint, args.driver)
         storage = config_from_args(
             args,
             StorageConfig,
@@ -79,7 +111,12 @@ def run(args: argparse.Namespace) -> int:
             max_bytes=None if args.max_gb is None else int(args.max_gb * 2**30),
         )
         config = config_from_args(
-            args, CollectConfig, noise=NoiseConfig.parse(args.noise), storage=storage
+            args,
+            CollectConfig,
+            noise=NoiseConfig.parse(args.noise),
+            storage=storage,
+            driver=driver,
+            takeover=config_from_args(args, TakeoverConfig, prefix="takeover_"),
         )
         result = collect(config, progress=not args.no_progress)
     except (ValueError, StoreWriteError) as exc:

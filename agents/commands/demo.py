@@ -31,10 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(
         p,
         DemoConfig,
-        only=("workers", "purpose_mode", "balance", "seed"),
+        only=("workers", "purpose_mode", "balance", "dagger_rounds", "seed"),
         names={"purpose_mode": "purpose"},
         choices={"purpose_mode": ("auto", "route", "point"), "balance": SCHEMES},
-        defaults={"workers": None, "purpose_mode": None, "balance": None, "seed": None},
+        defaults={
+            "workers": None,
+            "purpose_mode": None,
+            "balance": None,
+            "dagger_rounds": None,
+            "seed": None,
+        },
         show_defaults=False,
     )
     p.add_argument("--no-progress", action="store_true")

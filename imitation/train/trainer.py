@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from imitation.buffer import STORAGE_INDEX, BufferSet, Store
-from imitation.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from imitation.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from imitation.convcam import convcam
 from imitation.models import DrivingModel, model_from_config, without_pretrained
 from imitation.train.batches import BackgroundLoader, BatchMaker, MetaTable, Prepared
@@ -74,6 +74,9 @@ class Trainer:
         val_store: storage to validate on (default: the held-out towns of ``store``).
         out_dir: run folder (``checkpoints/``, ``tensorboard/``, ``wandb/``).
         resume: a checkpoint file or run folder to continue from exactly.
+        init: a checkpoint file or run folder whose model weights start this run (a warm start:
+            new optimiser, schedule and step count, e.g. retraining on a data set that grew by
+            a DAgger round); the model configuration must be the same.
         callbacks: more hooks into the loop, run after the built-in ones (scalar and image
             logging, validation, checkpoints; see :mod:`imitation.train.callbacks`).
     """
@@ -87,6 +90,7 @@ class Trainer:
         val_store: Store | None = None,
         out_dir: str | Path = "runs/bc",
         resume: str | Path | None = None,
+        init: str | Path | None = None,
         callbacks: Sequence[TrainCallback] = (),
     ) -> None:
         if (store is None) == (stream is None):
@@ -170,6 +174,10 @@ class Trainer:
             Checkpointing(),
             *callbacks,
         ]
+        if init is not None and resume is not None:
+            raise ValueError("give init= (weights only) or resume= (the whole state), not both")
+        if init is not None:
+            self.model.load_state_dict(self._checkpoint_for(init).model)
         if resume is not None:
             self._resume(resume)
 
@@ -195,12 +203,13 @@ class Trainer:
             extra_tensors=extra,
         )
 
-    def _resume(self, path: str | Path) -> None:
+    def _checkpoint_for(self, path: str | Path) -> Checkpoint:
+        """The checkpoint at ``path`` (a file, or a run folder's newest), for this model."""
         resolved = Path(path)
         if resolved.is_dir():
             found = latest_checkpoint(resolved)
             if found is None:
-                raise FileNotFoundError(f"no checkpoint to resume from in {resolved}")
+                raise FileNotFoundError(f"no checkpoint to start from in {resolved}")
             resolved = found
         ckpt = load_checkpoint(resolved)
         if (
@@ -209,8 +218,12 @@ class Trainer:
         ):
             raise ValueError(
                 f"checkpoint {resolved} has a different model ({ckpt.model_config.backbone}, "
-                f"{ckpt.model_config}); resume with the checkpoint's configuration"
+                f"{ckpt.model_config}); start from it with the checkpoint's configuration"
             )
+        return ckpt
+
+    def _resume(self, path: str | Path) -> None:
+        ckpt = self._checkpoint_for(path)
         self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(ckpt.optimizer_state())
         self.scheduler.load_state_dict({**ckpt.meta["scheduler"], "lr_lambdas": [None]})
@@ -424,9 +437,12 @@ def train_bc(
     stream: Iterable[Any] | None = None,
     out_dir: str | Path = "runs/bc",
     resume: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> Path:
-    """Train a BC model and return the path of its final checkpoint."""
-    trainer = Trainer(config=config, store=store, stream=stream, out_dir=out_dir, resume=resume)
+    """Train a BC model and return the path of its final checkpoint (see :class:`Trainer`)."""
+    trainer = Trainer(
+        config=config, store=store, stream=stream, out_dir=out_dir, resume=resume, init=init
+    )
     try:
         trainer.train()
     finally:

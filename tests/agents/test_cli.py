@@ -106,6 +106,25 @@ def test_play_with_no_checkpoint_stops_with_one_line(tmp_path: Path) -> None:
         main(["play", "--checkpoint", str(tmp_path), "--steps", "1"])
 
 
+def test_collect_with_a_driver_that_does_not_load_stops_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    for driver, says in ((tmp_path / "missing", "neither"), (bad, "does not load")):
+        with pytest.raises(SystemExit, match=rf"^gta5drive collect: --driver .*{says}"):
+            main(
+                [
+                    "collect",
+                    "--out",
+                    str(tmp_path / "d"),
+                    "--samples",
+                    "10",
+                    "--driver",
+                    str(driver),
+                ]
+            )
+    assert not (tmp_path / "d").exists()  # nothing was started
+
+
 def test_dataset_info_writes_histograms_beside_the_store_not_into_the_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

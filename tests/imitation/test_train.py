@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,38 @@ def test_resume_is_exact(store: ColumnStore, tmp_path: Path) -> None:
     assert ca.step == cb.step == 12
     for key in ca.optimizer:
         assert torch.equal(ca.optimizer[key], cb.optimizer[key]), key
+
+
+def test_init_warm_starts_from_weights_only(store: ColumnStore, tmp_path: Path) -> None:
+    """``init=``: the weights of a checkpoint, a new optimiser, schedule and step count (a DAgger
+    round's retraining); a run folder works too; giving both init and resume is an error."""
+    first = _train(store, tmp_path / "a", None)
+    cfg = first.config
+    warm = Trainer(config=cfg, store=store, out_dir=tmp_path / "c", init=tmp_path / "a")
+    assert warm.step == 0 and not warm.optimizer.state
+    for (name, a), b in zip(
+        first.model.state_dict().items(), warm.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    cold = Trainer(config=cfg, store=store, out_dir=tmp_path / "d")
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(first.model.parameters(), cold.model.parameters(), strict=True)
+    )
+    warm.train(3)
+    warm.close()
+    assert warm.step == 3
+    with pytest.raises(ValueError, match="not both"):
+        Trainer(
+            config=cfg,
+            store=store,
+            out_dir=tmp_path / "e",
+            init=tmp_path / "a",
+            resume=tmp_path / "a",
+        )
+    other = replace(cfg, model=replace(cfg.model, dense=64))
+    with pytest.raises(ValueError, match="different model"):
+        Trainer(config=other, store=store, out_dir=tmp_path / "f", init=tmp_path / "a")
 
 
 def test_flip_negates_steering_and_purpose_sine() -> None:
