@@ -16,7 +16,7 @@ from gta_env.sim.junctions import (
     STOP_MARGIN,
     JunctionLayout,
     SignalLamps,
-    rule_stops,
+    StopTable,
 )
 from gta_env.sim.lamps import CarLights, StreetLights
 from gta_env.sim.pedestrians import Pedestrians
@@ -146,8 +146,7 @@ class SimGame:
         self._lamps: SignalLamps | None = None
         self._states = np.zeros(0, np.int64)
         self._occupied = np.zeros(0, bool)
-        self._stop_s = np.zeros((1, 0))
-        self._stop_ref = np.zeros((1, 0), np.int64)
+        self._stops = StopTable(np.zeros((1, 0)), np.zeros((1, 0), np.int64), np.zeros(0, bool))
         self._rule_stop = float("inf")
         self._light = -1
         self._line_s = float("inf")
@@ -560,7 +559,7 @@ class SimGame:
         self._expert = None
         if self.layout is not None:
             stop_s, stop_ref = self.layout.route_stops(route)
-            self._stop_s, self._stop_ref = stop_s[None], stop_ref[None]
+            self._stops = StopTable(stop_s[None], stop_ref[None], self.layout.signalised)
             self._update_rules()
 
     def _build_junctions(self, layout: JunctionLayout, light: Lighting) -> None:
@@ -602,14 +601,11 @@ class SimGame:
         """Where the player must stop for lights and walkers, and the light governing it."""
         if self.layout is None or self.car is None:
             return
-        stop_at, light, line_s, approach = rule_stops(
-            self._stop_s,
-            self._stop_ref,
+        stop_at, light, line_s, approach = self._stops.rules(
             np.array([self._s]),
             np.array([max(self.car.speed, 0.0)]),
             self._states,
             self._occupied,
-            self.layout.signalised,
         )
         self._rule_stop, self._light, self._line_s = (
             float(stop_at[0]),

@@ -20,7 +20,7 @@ import numpy as np
 from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT
-from gta_env.sim.junctions import FRONT, STOP_MARGIN, JunctionLayout, rule_stops
+from gta_env.sim.junctions import FRONT, STOP_MARGIN, JunctionLayout, StopTable
 from gta_env.sim.lamps import CarLights
 from gta_env.sim.physics import Physics
 from gta_env.sim.route import Crossing, Route, build_route
@@ -226,6 +226,8 @@ class Traffic:
         self._last = np.zeros(n, np.int64)
         self._stop_s = np.full((n, 1), np.inf)
         self._stop_ref = np.zeros((n, 1), np.int64)
+        self._stops: StopTable | None = None
+        """Built from `_stop_s`/`_stop_ref` when first needed after a route changed."""
         for k in range(n):
             self._load_path(k)
         self._positions = np.zeros((n, 2))
@@ -300,9 +302,9 @@ class Traffic:
         if self.layout is not None and len(self.layout):
             occ = occupied if occupied is not None else np.zeros(len(self.layout), bool)
             st = states if states is not None else np.zeros(len(self.layout), np.int64)
-            stop_at, _, _, _ = rule_stops(
-                self._stop_s, self._stop_ref, s, v, st, occ, self.layout.signalised
-            )
+            if self._stops is None:
+                self._stops = StopTable(self._stop_s, self._stop_ref, self.layout.signalised)
+            stop_at = self._stops.stop_at(s, v, st, occ)
             # A red (or stoppable amber) line closer than the next intersection's stop point.
             held_by_light = np.isfinite(stop_at) & (stop_at - s < IntersectionTurns.ASK_DISTANCE)
             target = np.minimum(target, np.sqrt(2 * 3.0 * np.maximum(stop_at - s, 0.0)))
@@ -371,6 +373,7 @@ class Traffic:
             self._stop_s[k, : len(stop_s)] = stop_s
             self._stop_ref[k] = 0
             self._stop_ref[k, : len(stop_ref)] = stop_ref
+            self._stops = None
 
     def _update_poses(self) -> None:
         s = self.s
