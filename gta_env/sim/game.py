@@ -690,18 +690,28 @@ class SimGame:
     def _cast_rays(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
         step = 5.0
-        # Start ahead of the bumper: what stands closer is being hit already.
-        prev = route.point_at(s + 3.0)
-        t = s + 3.0
-        while t < s + reach:
-            nxt = route.point_at(t + step)
-            d = nxt - prev
-            n = np.array([d[1], -d[0]]) / (np.linalg.norm(d) + 1e-9)
-            for off in (-0.9, 0.0, 0.9):
-                a, b = prev + n * off, nxt + n * off
-                if physics.ray_hit((a[0], a[1], 0.7), (b[0], b[1], 0.7)):
+        # Start ahead of the bumper: what stands closer is being hit already. The path is cut
+        # into 5 m pieces, each swept by three parallel rays (left edge, centre, right edge);
+        # the geometry of every piece is worked out at once, the rays are cast in order until
+        # the first hit.
+        starts = [s + 3.0]
+        while starts[-1] + step < s + reach:
+            starts.append(starts[-1] + step)
+        if starts[0] >= s + reach:
+            return float("inf")
+        pts = route.points_lerp(np.array([starts[0], *(t + step for t in starts)]))
+        d = pts[1:] - pts[:-1]
+        # Lengths as np.linalg.norm takes them per piece (a dot product: matmul matches it bit
+        # for bit where a sum of squares does not).
+        length = np.sqrt((d[:, None, :] @ d[:, :, None])[:, 0])
+        n = np.stack([d[:, 1], -d[:, 0]], axis=1) / (length + 1e-9)
+        offsets = np.array([-0.9, 0.0, 0.9])[None, :, None]
+        a = (pts[:-1, None, :] + n[:, None, :] * offsets).tolist()  # (pieces, 3, 2)
+        b = (pts[1:, None, :] + n[:, None, :] * offsets).tolist()
+        for t, piece_a, piece_b in zip(starts, a, b, strict=True):
+            for (ax, ay), (bx, by) in zip(piece_a, piece_b, strict=True):
+                if physics.ray_hit((ax, ay, 0.7), (bx, by, 0.7)):
                     return t - s
-            prev, t = nxt, t + step
         return float("inf")
 
 
