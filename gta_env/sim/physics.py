@@ -218,7 +218,7 @@ class Car:
         v = self.speed
         force = s.engine_force * controls.throttle
         # Air drag and rolling resistance act against motion as a negative engine force.
-        resist = s.drag * v * abs(v) + s.rolling * float(np.clip(v / 0.5, -1.0, 1.0))
+        resist = s.drag * v * abs(v) + s.rolling * min(max(v / 0.5, -1.0), 1.0)
         steer = -controls.steering * s.max_steer_deg  # Bullet: positive = left
         for i in range(4):
             front = i < 2

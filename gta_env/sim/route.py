@@ -100,10 +100,12 @@ class Route:
         if len(a) == 0:
             return len(self.points) - 1, self.length, float(np.hypot(*(self.points[-1] - (x, y))))
         ab = b - a
-        t = np.clip(
-            ((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1])
-            / np.maximum((ab**2).sum(1), 1e-9),
-            0.0,
+        t = np.minimum(
+            np.maximum(
+                ((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1])
+                / np.maximum((ab**2).sum(1), 1e-9),
+                0.0,
+            ),
             1.0,
         )
         px = a[:, 0] + t * ab[:, 0]
