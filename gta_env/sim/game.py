@@ -171,6 +171,10 @@ class SimGame:
             town, np.random.default_rng([seed, 3]), signals=cfg.traffic_lights
         )
         self.layout = layout
+        # The rules are asked as soon as the car has a route (below): they must see this
+        # town's lights and zebras, not the last town's.
+        self._states, _ = layout.states(0.0)
+        self._occupied = np.zeros(len(layout), bool)
         light = Lighting(town.sun, town.sun_color, town.ambient)
         self._scene = build_town_scene(town, self.root)
         self._build_junctions(layout, light)
@@ -207,8 +211,6 @@ class SimGame:
                 rng=np.random.default_rng([seed, 4]),
                 light=light,
             )
-        self._states, _ = layout.states(0.0)
-        self._occupied = np.zeros(len(layout), bool)
         if self._lamps is not None:
             self._lamps.update(self._states)
         self._update_rules()

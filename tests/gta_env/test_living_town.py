@@ -263,6 +263,18 @@ def test_info_reports_the_light_and_the_stop_line(make_env):
     assert {"red", "green"} & seen and None in seen
 
 
+def test_a_town_loaded_after_a_smaller_one_gets_its_own_rules(game):
+    # The car's rules are asked while a town loads (as soon as the car has a route); they once
+    # saw the last town's lights, which broke when the new town had more approaches.
+    g = game(traffic=8, hood_size=(36, 64))
+    sizes = []
+    for seed in (107, 108):  # town 108's first route passes an approach town 107 lacks
+        g.load(seed)
+        sizes.append(len(g.layout))
+        g.step(Controls(0.5, 0.0, 0.0))
+    assert sizes[0] < sizes[1]
+
+
 def test_same_seed_same_lights_walkers_and_pictures(game):
     runs = []
     for _ in range(2):
