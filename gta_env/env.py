@@ -303,7 +303,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"action contains NaN or inf: {a.tolist()}")
         box = self.action_space
         assert isinstance(box, spaces.Box)
-        a = np.clip(a, box.low, box.high)
+        a = np.minimum(np.maximum(a, box.low), box.high)
         if self.config.action_mode == "pedal":
             return Controls.from_pedal(float(a[0]), float(a[1]))
         return Controls(float(a[0]), float(a[1]), float(a[2]))
@@ -334,7 +334,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         )
         if self._phase is None:
             bound = abs(tel.speed) * FRAME_DT + 0.5
-            progress = float(np.clip(prev.route_remaining - tel.route_remaining, -bound, bound))
+            progress = min(max(prev.route_remaining - tel.route_remaining, -bound), bound)
             reward += cfg.reward_progress * progress
         for c in tel.collisions:
             events.append({"kind": "collision", "category": c.kind, "other": c.other})
@@ -404,7 +404,7 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self.config.purpose_distance_scale,
             toward=self._route_point(),
         )
-        obs["speed"] = np.array([np.clip(tel.speed, 0.0, self.config.max_speed)], np.float32)
+        obs["speed"] = np.array([min(max(tel.speed, 0.0), self.config.max_speed)], np.float32)
         return obs
 
     def _route_point(self) -> tuple[float, float] | None:

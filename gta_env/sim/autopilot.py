@@ -80,7 +80,7 @@ class Autopilot:
         """
         c = self.config
         v = max(speed, 0.0)
-        lookahead = float(np.clip(3.5 + 0.45 * v, 5.0, 14.0))
+        lookahead = min(max(3.5 + 0.45 * v, 5.0), 14.0)
         target = route.point_at(s + lookahead)
         dx, dy = target[0] - position[0], target[1] - position[1]
         right = (np.cos(heading), np.sin(heading))
@@ -89,7 +89,7 @@ class Autopilot:
         y_f = dx * forward[0] + dy * forward[1]
         dist2 = max(x_r * x_r + y_f * y_f, 1e-6)
         delta = np.arctan2(2.0 * self.spec.wheel_base * x_r, dist2)
-        steering = float(np.clip(np.degrees(delta) / self.spec.max_steer_deg, -1.0, 1.0))
+        steering = min(max(float(np.degrees(delta)) / self.spec.max_steer_deg, -1.0), 1.0)
 
         # Look at the limit a little ahead: the car needs time to respond.
         v_target = min(route.limit_at(s + 0.6 * v + 1.0), route.limit_at(s))
@@ -104,13 +104,13 @@ class Autopilot:
         err = v_target - v
         if v_target < 0.05:
             return Controls(0.0, 1.0 if v > 0.05 or err < 0 else 0.6, steering)
-        throttle = float(np.clip(hold + 0.45 * err, 0.0, 1.0))
-        brake = float(np.clip(-0.25 * err - 0.05, 0.0, 1.0))
+        throttle = float(min(max(hold + 0.45 * err, 0.0), 1.0))
+        brake = float(min(max(-0.25 * err - 0.05, 0.0), 1.0))
         # Feed-forward for a stop point ahead (a red light, a car, a walker): brake with the
         # deceleration that stops the car there, so the proportional term never lags behind.
         needed = v * v / (2.0 * max(gap, 0.25))
         if needed > 0.8 * c.decel:
-            brake = max(brake, float(np.clip(needed / FULL_BRAKE_DECEL, 0.0, 1.0)))
+            brake = max(brake, float(min(max(needed / FULL_BRAKE_DECEL, 0.0), 1.0)))
         if brake > 0.0:
             throttle = 0.0
         return Controls(throttle, brake, steering)

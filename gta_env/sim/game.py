@@ -16,7 +16,7 @@ from gta_env.sim.junctions import (
     STOP_MARGIN,
     JunctionLayout,
     SignalLamps,
-    rule_stops,
+    StopTable,
 )
 from gta_env.sim.lamps import CarLights, StreetLights
 from gta_env.sim.pedestrians import Pedestrians
@@ -146,8 +146,7 @@ class SimGame:
         self._lamps: SignalLamps | None = None
         self._states = np.zeros(0, np.int64)
         self._occupied = np.zeros(0, bool)
-        self._stop_s = np.zeros((1, 0))
-        self._stop_ref = np.zeros((1, 0), np.int64)
+        self._stops = StopTable(np.zeros((1, 0)), np.zeros((1, 0), np.int64), np.zeros(0, bool))
         self._rule_stop = float("inf")
         self._light = -1
         self._line_s = float("inf")
@@ -172,6 +171,10 @@ class SimGame:
             town, np.random.default_rng([seed, 3]), signals=cfg.traffic_lights
         )
         self.layout = layout
+        # The rules are asked as soon as the car has a route (below): they must see this
+        # town's lights and zebras, not the last town's.
+        self._states, _ = layout.states(0.0)
+        self._occupied = np.zeros(len(layout), bool)
         light = Lighting(town.sun, town.sun_color, town.ambient)
         self._scene = build_town_scene(town, self.root)
         self._build_junctions(layout, light)
@@ -208,8 +211,6 @@ class SimGame:
                 rng=np.random.default_rng([seed, 4]),
                 light=light,
             )
-        self._states, _ = layout.states(0.0)
-        self._occupied = np.zeros(len(layout), bool)
         if self._lamps is not None:
             self._lamps.update(self._states)
         self._update_rules()
@@ -560,7 +561,7 @@ class SimGame:
         self._expert = None
         if self.layout is not None:
             stop_s, stop_ref = self.layout.route_stops(route)
-            self._stop_s, self._stop_ref = stop_s[None], stop_ref[None]
+            self._stops = StopTable(stop_s[None], stop_ref[None], self.layout.signalised)
             self._update_rules()
 
     def _build_junctions(self, layout: JunctionLayout, light: Lighting) -> None:
@@ -602,14 +603,11 @@ class SimGame:
         """Where the player must stop for lights and walkers, and the light governing it."""
         if self.layout is None or self.car is None:
             return
-        stop_at, light, line_s, approach = rule_stops(
-            self._stop_s,
-            self._stop_ref,
+        stop_at, light, line_s, approach = self._stops.rules(
             np.array([self._s]),
             np.array([max(self.car.speed, 0.0)]),
             self._states,
             self._occupied,
-            self.layout.signalised,
         )
         self._rule_stop, self._light, self._line_s = (
             float(stop_at[0]),
@@ -694,18 +692,28 @@ class SimGame:
     def _cast_rays(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
         step = 5.0
-        # Start ahead of the bumper: what stands closer is being hit already.
-        prev = route.point_at(s + 3.0)
-        t = s + 3.0
-        while t < s + reach:
-            nxt = route.point_at(t + step)
-            d = nxt - prev
-            n = np.array([d[1], -d[0]]) / (np.linalg.norm(d) + 1e-9)
-            for off in (-0.9, 0.0, 0.9):
-                a, b = prev + n * off, nxt + n * off
-                if physics.ray_hit((a[0], a[1], 0.7), (b[0], b[1], 0.7)):
+        # Start ahead of the bumper: what stands closer is being hit already. The path is cut
+        # into 5 m pieces, each swept by three parallel rays (left edge, centre, right edge);
+        # the geometry of every piece is worked out at once, the rays are cast in order until
+        # the first hit.
+        starts = [s + 3.0]
+        while starts[-1] + step < s + reach:
+            starts.append(starts[-1] + step)
+        if starts[0] >= s + reach:
+            return float("inf")
+        pts = route.points_lerp(np.array([starts[0], *(t + step for t in starts)]))
+        d = pts[1:] - pts[:-1]
+        # Lengths as np.linalg.norm takes them per piece (a dot product: matmul matches it bit
+        # for bit where a sum of squares does not).
+        length = np.sqrt((d[:, None, :] @ d[:, :, None])[:, 0])
+        n = np.stack([d[:, 1], -d[:, 0]], axis=1) / (length + 1e-9)
+        offsets = np.array([-0.9, 0.0, 0.9])[None, :, None]
+        a = (pts[:-1, None, :] + n[:, None, :] * offsets).tolist()  # (pieces, 3, 2)
+        b = (pts[1:, None, :] + n[:, None, :] * offsets).tolist()
+        for t, piece_a, piece_b in zip(starts, a, b, strict=True):
+            for (ax, ay), (bx, by) in zip(piece_a, piece_b, strict=True):
+                if physics.ray_hit((ax, ay, 0.7), (bx, by, 0.7)):
                     return t - s
-            prev, t = nxt, t + step
         return float("inf")
 
 

@@ -154,6 +154,23 @@ class JunctionLayout:
         # Stop line: across the inbound lane, from the centre line to the kerb.
         self.stop_a = self.centre + self.right * 0.1
         self.stop_b = self.centre + self.right * (half - 0.3)
+        # What `states` and `crossed_stop_lines` ask every frame, worked out once.
+        lit_k = self._slot >= 0
+        lit_slot = self._slot[lit_k]
+        g0, g1 = self.green[lit_slot, 0], self.green[lit_slot, 1]
+        start1 = g0 + AMBER_S + ALL_RED_S
+        self._lit = lit_k
+        self._lit_any = bool(lit_k.any()) and len(self.signal_nodes) > 0
+        self._lit_offset = self.offset[lit_slot]
+        self._lit_cycle = self.cycle[lit_slot]
+        self._lit_end1 = start1 + g1 + AMBER_S + ALL_RED_S
+        self._lit_start = np.where(self.group[lit_k] == 0, 0.0, start1)
+        self._lit_green = np.where(self.group[lit_k] == 0, g0, g1)
+        self._lit_amber_end = self._lit_green + AMBER_S
+        self._ax, self._ay = self.stop_a[:, 0].copy(), self.stop_a[:, 1].copy()
+        self._bx, self._by = self.stop_b[:, 0].copy(), self.stop_b[:, 1].copy()
+        self._abx, self._aby = self._bx - self._ax, self._by - self._ay
+        self._tx, self._ty = self.travel[:, 0].copy(), self.travel[:, 1].copy()
 
     def __len__(self) -> int:
         return len(self.approaches)
@@ -170,23 +187,18 @@ class JunctionLayout:
         n = len(self.approaches)
         states = np.full(n, GREEN, np.int64)
         walk = np.full(n, np.inf)
-        if len(self.signal_nodes) == 0:
+        if not self._lit_any:
             return states, walk
-        lit = self._slot >= 0
-        slot = self._slot[lit]
-        p = (t + self.offset[slot]) % self.cycle[slot]
-        g0, g1 = self.green[slot, 0], self.green[slot, 1]
-        start1 = g0 + AMBER_S + ALL_RED_S
-        end1 = start1 + g1 + AMBER_S + ALL_RED_S
-        group = self.group[lit]
-        start = np.where(group == 0, 0.0, start1)
-        green = np.where(group == 0, g0, g1)
-        q = p - start
+        p = (t + self._lit_offset) % self._lit_cycle
+        q = p - self._lit_start
+        green = self._lit_green
         state = np.where(
-            (q >= 0) & (q < green), GREEN, np.where((q >= green) & (q < green + AMBER_S), AMBER, RED)
+            (q >= 0) & (q < green),
+            GREEN,
+            np.where((q >= green) & (q < self._lit_amber_end), AMBER, RED),
         )
-        states[lit] = state
-        walk[lit] = np.where(p >= end1, p - end1, np.inf)
+        states[self._lit] = state
+        walk[self._lit] = np.where(p >= self._lit_end1, p - self._lit_end1, np.inf)
         return states, walk
 
     # -- routes -------------------------------------------------------------------------------
@@ -234,19 +246,17 @@ class JunctionLayout:
         """Approach indices whose stop line the segment ``p0 → p1`` crosses moving inbound."""
         if len(self.approaches) == 0:
             return np.zeros(0, np.int64)
-        a, b = self.stop_a, self.stop_b
-        d = p1 - p0
-        moving_in = self.travel @ d > 0.0
-
-        def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
-            return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
-                r[..., 0] - p[..., 0]
-            )
-
-        o1 = orient(a, b, p0[None])
-        o2 = orient(a, b, p1[None])
-        o3 = orient(p0[None], p1[None], a)
-        o4 = orient(p0[None], p1[None], b)
+        # Per-coordinate arrays and plain floats: the same arithmetic as the orientation test
+        # on (K, 2) arrays, without its indexing overhead (this runs every frame).
+        x0, y0, x1, y1 = float(p0[0]), float(p0[1]), float(p1[0]), float(p1[1])
+        dx, dy = x1 - x0, y1 - y0
+        moving_in = self._tx * dx + self._ty * dy > 0.0
+        ax, ay, bx, by = self._ax, self._ay, self._bx, self._by
+        abx, aby = self._abx, self._aby
+        o1 = abx * (y0 - ay) - aby * (x0 - ax)
+        o2 = abx * (y1 - ay) - aby * (x1 - ax)
+        o3 = dx * (ay - y0) - dy * (ax - x0)
+        o4 = dx * (by - y0) - dy * (bx - x0)
         hit = (o1 * o2 < 0) & (o3 * o4 < 0) & moving_in
         return np.flatnonzero(hit)
 
@@ -427,6 +437,92 @@ LOOK_AHEAD = 60.0
 """Stop lines and zebras further ahead than this are ignored."""
 
 
+class StopTable:
+    """The stop lines and zebras along N cars' routes, ready for :meth:`rules`.
+
+    Every car asks every frame where it must stop; what depends only on the routes (which
+    approach each entry refers to, whether it is a signalised line, the stop points before
+    each line and zebra) is worked out once here, when the routes change.
+
+    Args:
+        stop_s: (N, K) arc lengths of each car's stop lines and zebras (``inf`` padding), as
+            :meth:`JunctionLayout.route_stops` gives them.
+        stop_ref: (N, K) their references (approach ``k`` or ``-1 - k`` for a zebra).
+        signalised: per approach, whether it has lights (:attr:`JunctionLayout.signalised`).
+    """
+
+    def __init__(self, stop_s: np.ndarray, stop_ref: np.ndarray, signalised: np.ndarray) -> None:
+        self.stop_s = stop_s
+        self.empty = len(signalised) == 0 or stop_s.shape[1] == 0
+        self.rows = np.arange(len(stop_s))
+        self.is_line = stop_ref >= 0
+        self.is_zebra = ~self.is_line
+        k = np.where(self.is_line, stop_ref, -1 - stop_ref)
+        self.k = np.minimum(np.maximum(k, 0), max(len(signalised) - 1, 0))
+        self.signalised_line = (
+            self.is_line & signalised[self.k] if not self.empty else np.zeros_like(self.is_line)
+        )
+        self.line_point = stop_s - FRONT - STOP_MARGIN
+        self.zebra_point = stop_s - ZEBRA_HALF - FRONT - STOP_MARGIN
+
+    def stop_at(
+        self, s: np.ndarray, speed: np.ndarray, states: np.ndarray, occupied: np.ndarray
+    ) -> np.ndarray:
+        """(N,) arc length where each car's centre must stop (``inf``: nowhere).
+
+        Args:
+            s: (N,) where each car is on its route.
+            speed: (N,) m/s.
+            states: light state per approach.
+            occupied: per zebra, whether a walker is on it.
+        """
+        return self._rules(s, speed, states, occupied)[0]
+
+    def rules(
+        self, s: np.ndarray, speed: np.ndarray, states: np.ndarray, occupied: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(stop_at, light, line_s, approach)`` per car: as :meth:`stop_at`, and the state
+        of the next signalised stop line ahead (-1: none), that line's arc length (``inf``:
+        none) and its approach index (-1: none)."""
+        stop_at, state, line_ahead = self._rules(s, speed, states, occupied)
+        n = len(s)
+        if self.empty or len(states) == 0:
+            none = np.full(n, -1, np.int64)
+            return stop_at, none, np.full(n, np.inf), none
+        # The governing light: the first signalised line ahead.
+        signalised_line = line_ahead & self.signalised_line
+        first = np.argmax(signalised_line, axis=1)
+        rows = self.rows
+        found = signalised_line[rows, first]
+        light = np.where(found, state[rows, first], -1)
+        line_s = np.where(found, self.stop_s[rows, first], np.inf)
+        approach = np.where(found, self.k[rows, first], -1)
+        return stop_at, light, line_s, approach
+
+    def _rules(
+        self, s: np.ndarray, speed: np.ndarray, states: np.ndarray, occupied: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.empty or len(states) == 0:
+            return np.full(len(s), np.inf), np.zeros(0), np.zeros(0)
+        ahead = self.stop_s - s[:, None]
+        # Padding is inf, and inf is never within the look-ahead.
+        valid = ahead < LOOK_AHEAD
+        k = self.k
+        state = states[k]
+        # A stop line binds until the car's front is a little past it.
+        line_ahead = valid & self.is_line & (ahead > FRONT - 0.5)
+        signal = line_ahead & (state != GREEN)
+        # Measured to the line itself, not to the margin before it: a car already braking to a
+        # halt just short of its stop point must not turn "cannot stop" and run on into the red.
+        can_stop = ahead - FRONT > speed[:, None] ** 2 / (2 * AMBER_DECEL) + 0.2
+        red_stop = signal & ((state == RED) | can_stop)
+        zebra_stop = valid & self.is_zebra & occupied[k] & (ahead - ZEBRA_HALF > FRONT + 0.3)
+        stop_point = np.where(
+            red_stop, self.line_point, np.where(zebra_stop, self.zebra_point, np.inf)
+        )
+        return stop_point.min(axis=1), state, line_ahead
+
+
 def rule_stops(
     stop_s: np.ndarray,
     stop_ref: np.ndarray,
@@ -437,6 +533,8 @@ def rule_stops(
     signalised: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Where cars must stop for lights and walkers, vectorised over cars.
+
+    A one-off :class:`StopTable`; a caller asking every frame keeps the table instead.
 
     Args:
         stop_s: (N, K) arc lengths of each car's stop lines and zebras (``inf`` padding), as
@@ -453,35 +551,4 @@ def rule_stops(
         stop (``inf``: nowhere), the state of the next signalised stop line ahead (-1: none),
         that line's arc length (``inf``: none) and its approach index (-1: none).
     """
-    ahead = stop_s - s[:, None]
-    is_line = stop_ref >= 0
-    k = np.where(is_line, stop_ref, -1 - stop_ref)
-    k = np.clip(k, 0, max(len(states) - 1, 0))
-    valid = np.isfinite(stop_s) & (ahead < LOOK_AHEAD)
-    if len(states) == 0 or stop_s.shape[1] == 0:
-        n = len(s)
-        none = np.full(n, -1, np.int64)
-        return np.full(n, np.inf), none, np.full(n, np.inf), none
-    state = states[k]
-    # A stop line binds until the car's front is a little past it.
-    line_ahead = valid & is_line & (ahead > FRONT - 0.5)
-    signal = line_ahead & (state != GREEN)
-    # Measured to the line itself, not to the margin before it: a car already braking to a
-    # halt just short of its stop point must not turn "cannot stop" and run on into the red.
-    can_stop = ahead - FRONT > speed[:, None] ** 2 / (2 * AMBER_DECEL) + 0.2
-    red_stop = signal & ((state == RED) | can_stop)
-    zebra_stop = valid & ~is_line & occupied[k] & (ahead - ZEBRA_HALF > FRONT + 0.3)
-    stop_point = np.where(
-        red_stop,
-        stop_s - FRONT - STOP_MARGIN,
-        np.where(zebra_stop, stop_s - ZEBRA_HALF - FRONT - STOP_MARGIN, np.inf),
-    )
-    stop_at = stop_point.min(axis=1)
-    # The governing light: the first signalised line ahead.
-    signalised_line = line_ahead & signalised[k]
-    first = np.where(signalised_line.any(axis=1), np.argmax(signalised_line, axis=1), -1)
-    rows = np.arange(len(s))
-    light = np.where(first >= 0, state[rows, np.maximum(first, 0)], -1)
-    line_s = np.where(first >= 0, stop_s[rows, np.maximum(first, 0)], np.inf)
-    approach = np.where(first >= 0, k[rows, np.maximum(first, 0)], -1)
-    return stop_at, light, line_s, approach
+    return StopTable(stop_s, stop_ref, signalised).rules(s, speed, states, occupied)

@@ -90,9 +90,15 @@ class Pedestrians:
             self.nodes.append(node)
         self.occupied = np.zeros(zebras, bool)
         """Per zebra (= approach index): a walker is on it or stepping onto it."""
-        self._positions = self._compute_positions()
+        # A walker faces straight across its zebra, one way or the other: its two headings,
+        # degrees, worked out once ([i, 0] walking toward -right, [i, 1] toward +right).
+        self._headings = np.zeros((count, 2))
         for i in range(count):
-            self._place(i)
+            for j, sign in enumerate((-1.0, 1.0)):
+                across = layout.right[self.zebra[i]] * sign
+                self._headings[i, j] = np.degrees(np.arctan2(-across[0], across[1]))
+        self._positions = self._compute_positions()
+        self._place_all(np.arange(count))
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -136,8 +142,7 @@ class Pedestrians:
                 self.direction[arrived] = 0.0
                 self.wait[arrived] = self.rng.uniform(4.0, 16.0, int(arrived.sum()))
             self._positions = self._compute_positions()
-            for i in np.flatnonzero(walking):
-                self._place(int(i))
+            self._place_all(np.flatnonzero(walking))
         self.occupied[:] = False
         on = self.direction != 0.0
         self.occupied[self.zebra[on]] = True
@@ -150,9 +155,11 @@ class Pedestrians:
         layout = self.layout
         centre = layout.zebra  # (Z, 2)
         if len(vehicles):
-            rel = centre[:, None, :] - vehicles[None]  # (Z, V, 2)
-            dist = np.hypot(rel[..., 0], rel[..., 1])
-            closing = (rel * velocities[None]).sum(-1) / np.maximum(dist, 1e-6)  # m/s toward
+            # x and y apart: (Z, V) arrays, cheaper than (Z, V, 2) ones, the same arithmetic.
+            relx = centre[:, 0, None] - vehicles[:, 0]  # (Z, V)
+            rely = centre[:, 1, None] - vehicles[:, 1]
+            dist = np.hypot(relx, rely)
+            closing = (relx * velocities[:, 0] + rely * velocities[:, 1]) / np.maximum(dist, 1e-6)
             eta = np.where(closing > 0.3, dist / np.maximum(closing, 1e-6), np.inf)
             near = dist < CLEAR_RADIUS
             soon = eta < CLEAR_TIME
@@ -175,9 +182,11 @@ class Pedestrians:
             + layout.travel[z] * self.along[:, None]
         )
 
-    def _place(self, i: int) -> None:
-        x, y = self._positions[i]
-        k = self.zebra[i]
-        across = self.layout.right[k] * (self.direction[i] or -self.side[i])
-        heading = np.degrees(np.arctan2(-across[0], across[1]))
-        self.nodes[i].setPosHpr(float(x), float(y), 0.0, float(heading), 0.0, 0.0)
+    def _place_all(self, walkers: np.ndarray) -> None:
+        """Move the meshes and bodies of ``walkers`` to their positions."""
+        direction = self.direction[walkers]
+        facing = np.where(direction != 0.0, direction, -self.side[walkers])
+        headings = self._headings[walkers, (facing > 0).astype(np.int64)].tolist()
+        xy = self._positions[walkers].tolist()
+        for i, (x, y), heading in zip(walkers.tolist(), xy, headings, strict=True):
+            self.nodes[i].setPosHpr(x, y, 0.0, heading, 0.0, 0.0)

@@ -28,9 +28,22 @@ from gta_env.sim.town import Box, Town
 VEHICLE_KINDS = frozenset({"parked_car", "traffic_car"})
 PEDESTRIAN_KINDS = frozenset({"pedestrian"})
 SOLID_KINDS = frozenset({"building", "pole", "tree", "parked_car", "wall", "signal_pole"})
+# Collide masks. Panda3D's Bullet pairs two bodies in the broadphase when their masks share a
+# bit, and a ray test hits bodies whose mask shares a bit with the ray's.
 SOLID_MASK = BitMask32.bit(1)
+"""Static solids and the ground; the player's car collides with them."""
 CAR_MASK = BitMask32.bit(2)
+"""The player's car."""
 SENSED_MASK = BitMask32.bit(3)
+"""Static solids the autopilot's rays see."""
+MOVING_MASK = BitMask32.bit(4)
+"""Kinematic bodies (traffic, walkers) and the player's car, which collides with them. Neither
+the ground nor the static solids carry it: a kinematic body moves where it is told, so its
+contacts with them (every walker and car stands on the ground plane, and each static compound
+spans the town) would only cost the broadphase and solver work every substep."""
+SENSED_MOVING_MASK = BitMask32.bit(5)
+"""Kinematic bodies the autopilot's rays see."""
+RAY_MASK = SENSED_MASK | SENSED_MOVING_MASK
 """What the autopilot's rays see: everything solid except the player's own car (in a tight
 turn its front corner reaches into the look-ahead path)."""
 CONTACT_DEBOUNCE = 15  # frames (0.5 s)
@@ -72,7 +85,7 @@ class Physics:
         ground = BulletRigidBodyNode("ground")
         ground.addShape(BulletPlaneShape(Vec3(0, 0, 1), 0))
         gnp = self.root.attachNewNode(ground)
-        gnp.setCollideMask(BitMask32.allOn())
+        gnp.setCollideMask(BitMask32.allOn() & ~(MOVING_MASK | SENSED_MOVING_MASK))
         self.world.attachRigidBody(ground)
         bodies = [box for box in (*town.props, *extra) if box.kind in SOLID_KINDS]
         x0, y0, x1, y1 = town.bounds
@@ -106,7 +119,9 @@ class Physics:
         node.addShape(BulletBoxShape(Vec3(*half)), TransformState.makePos(Point3(0, 0, half[2])))
         node.setKinematic(True)
         np_ = self.root.attachNewNode(node)
-        np_.setCollideMask(SOLID_MASK | CAR_MASK | SENSED_MASK)
+        # The mask is set before attaching: Bullet pairs a new body with what it overlaps as it
+        # enters the broadphase, and such a pair (e.g. with the ground) would never go away.
+        np_.setCollideMask(MOVING_MASK | SENSED_MOVING_MASK)
         self.world.attachRigidBody(node)
         return np_
 
@@ -117,7 +132,7 @@ class Physics:
     def ray_hit(self, start: tuple[float, float, float], end: tuple[float, float, float]) -> str:
         """Name of the first solid body other than the player's car between ``start`` and
         ``end`` ('' if none)."""
-        hit = self.world.rayTestClosest(Point3(*start), Point3(*end), SENSED_MASK)
+        hit = self.world.rayTestClosest(Point3(*start), Point3(*end), RAY_MASK)
         return hit.getNode().getName() if hit.hasHit() else ""
 
     def new_contacts(self, body: BulletRigidBodyNode) -> tuple[CollisionEvent, ...]:
@@ -162,8 +177,9 @@ class Car:
         self.body.setMass(s.mass)
         self.body.setDeactivationEnabled(False)
         self.node = physics.root.attachNewNode(self.body)
-        # Bullet collides bodies whose masks overlap: the car must share the solids' bit.
-        self.node.setCollideMask(SOLID_MASK | CAR_MASK)
+        # Bullet collides bodies whose masks overlap: the car must share the solids' and the
+        # kinematic bodies' bits.
+        self.node.setCollideMask(SOLID_MASK | CAR_MASK | MOVING_MASK)
         physics.world.attachRigidBody(self.body)
         self.vehicle = BulletVehicle(physics.world, self.body)
         self.vehicle.setCoordinateSystem(ZUp)
@@ -202,7 +218,7 @@ class Car:
         v = self.speed
         force = s.engine_force * controls.throttle
         # Air drag and rolling resistance act against motion as a negative engine force.
-        resist = s.drag * v * abs(v) + s.rolling * float(np.clip(v / 0.5, -1.0, 1.0))
+        resist = s.drag * v * abs(v) + s.rolling * min(max(v / 0.5, -1.0), 1.0)
         steer = -controls.steering * s.max_steer_deg  # Bullet: positive = left
         for i in range(4):
             front = i < 2

@@ -100,10 +100,12 @@ class Route:
         if len(a) == 0:
             return len(self.points) - 1, self.length, float(np.hypot(*(self.points[-1] - (x, y))))
         ab = b - a
-        t = np.clip(
-            ((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1])
-            / np.maximum((ab**2).sum(1), 1e-9),
-            0.0,
+        t = np.minimum(
+            np.maximum(
+                ((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1])
+                / np.maximum((ab**2).sum(1), 1e-9),
+                0.0,
+            ),
             1.0,
         )
         px = a[:, 0] + t * ab[:, 0]
@@ -123,6 +125,18 @@ class Route:
         t = (s - s0) / (s1 - s0) if s1 > s0 else 0.0
         p0, p1 = self.points[i], self.points[i + 1]
         return p0 + t * (p1 - p0)
+
+    def points_lerp(self, s: np.ndarray) -> np.ndarray:
+        """Positions (N, 2) at arc lengths ``s`` (N,): :meth:`point_at` for many at once, the
+        same arithmetic (so the same points bit for bit)."""
+        s = np.minimum(np.maximum(s, 0.0), self.length)
+        last = len(self.s) - 2
+        i = np.minimum(np.maximum(np.searchsorted(self.s, s, side="right") - 1, 0), last)
+        s0, s1 = self.s[i], self.s[i + 1]
+        span = s1 - s0
+        t = np.where(span > 0, (s - s0) / np.where(span > 0, span, 1.0), 0.0)
+        p0, p1 = self.points[i], self.points[i + 1]
+        return p0 + t[:, None] * (p1 - p0)
 
     def points_at(self, s: np.ndarray) -> np.ndarray:
         """Positions (N, 2) at arc lengths ``s`` (N,), clamped to the route."""

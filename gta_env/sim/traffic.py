@@ -16,11 +16,13 @@ operations over every car at once; only intersection turn-taking is per car.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from panda3d.core import NodePath
 
 from gta_env.game import FRAME_DT
-from gta_env.sim.junctions import FRONT, STOP_MARGIN, JunctionLayout, rule_stops
+from gta_env.sim.junctions import FRONT, STOP_MARGIN, JunctionLayout, StopTable
 from gta_env.sim.lamps import CarLights
 from gta_env.sim.physics import Physics
 from gta_env.sim.route import Crossing, Route, build_route
@@ -224,8 +226,13 @@ class Traffic:
         self._paths = np.zeros((n, 2, 2))
         self._limits = np.zeros((n, 2))
         self._last = np.zeros(n, np.int64)
+        self._last_f = np.zeros((n, 1))
+        self._last_i = np.zeros((n, 1), np.int64)
+        self._row_start = np.zeros((n, 1), np.int64)
         self._stop_s = np.full((n, 1), np.inf)
         self._stop_ref = np.zeros((n, 1), np.int64)
+        self._stops: StopTable | None = None
+        """Built from `_stop_s`/`_stop_ref` when first needed after a route changed."""
         for k in range(n):
             self._load_path(k)
         self._positions = np.zeros((n, 2))
@@ -279,16 +286,21 @@ class Traffic:
         rows = np.arange(n)
         # Every car (and the player) as a segment from its rear axle to its front axle, so a
         # car turning away still blocks the lane with its tail.
-        pos = np.vstack([self._positions, np.asarray(player, np.float64)[None]])
+        # x and y are kept apart: (N, K, M) arrays are much cheaper to work on than
+        # (N, K, M, 2) ones, and the arithmetic is the same.
+        half = CAR_HALF[1] - CAR_HALF[0]
         head = np.append(self._headings, player_heading)
-        fwd = np.stack([-np.sin(head), np.cos(head)], axis=1) * (CAR_HALF[1] - CAR_HALF[0])
-        a, b = pos - fwd, pos + fwd  # (M, 2)
+        fx, fy = -np.sin(head) * half, np.cos(head) * half
+        px = np.append(self._positions[:, 0], player[0])
+        py = np.append(self._positions[:, 1], player[1])
+        ax, ay = px - fx, py - fy  # (M,)
+        abx, aby = (px + fx) - ax, (py + fy) - ay
         pts = self._sample(self._paths, s[:, None] + _AHEAD[None])  # (N, K, 2)
-        ab = b - a
-        rel = pts[:, :, None, :] - a[None, None]  # (N, K, M, 2)
-        t = np.clip((rel * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
-        closest = a[None, None] + t[..., None] * ab
-        d = np.hypot(*(pts[:, :, None, :] - closest).transpose(3, 0, 1, 2))
+        qx, qy = pts[:, :, 0, None], pts[:, :, 1, None]  # (N, K, 1)
+        relx, rely = qx - ax, qy - ay  # (N, K, M)
+        t = (relx * abx + rely * aby) / np.maximum(abx * abx + aby * aby, 1e-9)
+        t = np.minimum(np.maximum(t, 0.0), 1.0)
+        d = np.hypot(qx - (ax + t * abx), qy - (ay + t * aby))
         d[rows, :, rows] = np.inf  # a car is not in its own way
         hit = (d < 2.1).any(axis=2)  # (N, K)
         gap = np.where(hit.any(axis=1), _AHEAD[np.argmax(hit, axis=1)], np.inf)
@@ -300,20 +312,21 @@ class Traffic:
         if self.layout is not None and len(self.layout):
             occ = occupied if occupied is not None else np.zeros(len(self.layout), bool)
             st = states if states is not None else np.zeros(len(self.layout), np.int64)
-            stop_at, _, _, _ = rule_stops(
-                self._stop_s, self._stop_ref, s, v, st, occ, self.layout.signalised
-            )
+            if self._stops is None:
+                self._stops = StopTable(self._stop_s, self._stop_ref, self.layout.signalised)
+            stop_at = self._stops.stop_at(s, v, st, occ)
             # A red (or stoppable amber) line closer than the next intersection's stop point.
             held_by_light = np.isfinite(stop_at) & (stop_at - s < IntersectionTurns.ASK_DISTANCE)
             target = np.minimum(target, np.sqrt(2 * 3.0 * np.maximum(stop_at - s, 0.0)))
-        for k in range(n):
-            stop = self.turns.negotiate(
-                k, self.routes[k].crossings, float(s[k]), allowed=not held_by_light[k]
-            )
+        # Turn-taking is per car: plain floats here (indexing numpy arrays one element at a
+        # time costs more than the arithmetic).
+        held = held_by_light.tolist()
+        for k, s_k in enumerate(s.tolist()):
+            stop = self.turns.negotiate(k, self.routes[k].crossings, s_k, allowed=not held[k])
             if stop is not None:
-                room = stop - FRONT - STOP_MARGIN - s[k]
-                target[k] = min(target[k], float(np.sqrt(2 * 3.0 * max(room, 0.0))))
-        accel = np.clip((target - v) / dt, -6.0, 2.0)
+                room = stop - FRONT - STOP_MARGIN - s_k
+                target[k] = min(target[k], math.sqrt(2 * 3.0 * max(room, 0.0)))
+        accel = np.minimum(np.maximum((target - v) / dt, -6.0), 2.0)
         self.speed = v = np.maximum(v + accel * dt, 0.0)
         self.s = s = s + v * dt
         still = v < 0.2
@@ -330,11 +343,13 @@ class Traffic:
 
     def _sample(self, table: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Rows of ``table`` (N, L, ...) at arc lengths ``s`` (N, K), linearly interpolated."""
-        f = np.clip(s / DS, 0.0, self._last[:, None].astype(np.float64))
-        i0 = np.minimum(f.astype(np.int64), np.maximum(self._last[:, None] - 1, 0))
+        f = np.minimum(np.maximum(s / DS, 0.0), self._last_f)
+        i0 = np.minimum(f.astype(np.int64), self._last_i)
         w = f - i0
-        rows = np.arange(len(table))[:, None]
-        lo, hi = table[rows, i0], table[rows, i0 + 1]
+        # One flat index into the rows (cheaper than a 2-D fancy index; same elements).
+        flat = table.reshape(-1, *table.shape[2:])
+        at = i0 + self._row_start
+        lo, hi = flat[at], flat[at + 1]
         if table.ndim == 3:
             w = w[..., None]
         return lo + (hi - lo) * w
@@ -358,6 +373,9 @@ class Traffic:
         self._limits[k, :length] = lim
         self._limits[k, length:] = lim[-1]
         self._last[k] = length - 1
+        self._last_f = self._last[:, None].astype(np.float64)
+        self._last_i = np.maximum(self._last[:, None] - 1, 0)
+        self._row_start = (np.arange(len(self._paths)) * self._paths.shape[1])[:, None]
         if self.layout is not None:
             stop_s, stop_ref = self.layout.route_stops(route)
             width = max(len(stop_s), self._stop_s.shape[1])
@@ -371,6 +389,7 @@ class Traffic:
             self._stop_s[k, : len(stop_s)] = stop_s
             self._stop_ref[k] = 0
             self._stop_ref[k, : len(stop_ref)] = stop_ref
+            self._stops = None
 
     def _update_poses(self) -> None:
         s = self.s

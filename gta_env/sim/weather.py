@@ -120,7 +120,10 @@ def apply_fog(
 ) -> np.ndarray:
     """Blend ``img`` (uint8 H×W×3) toward ``color`` by per-row ``weights``."""
     fog = np.asarray(color, np.float32) * 255.0
-    out = img.astype(np.float32) * (1.0 - weights) + fog * weights
+    # ``img * (1 - w) + fog * w`` in float32 with one frame-sized temporary, not three (the
+    # same arithmetic; this runs on every frame in five of the six weathers).
+    out = np.multiply(img, 1.0 - weights, dtype=np.float32)
+    out += fog * weights
     return out.astype(np.uint8)
 
 

@@ -87,3 +87,18 @@ def test_random_agent_is_seeded_and_in_bounds():
     assert np.array_equal(a[0], a[1])
     acts = np.array([RandomAgent(space, seed=2).act({}) for _ in range(50)])
     assert acts.min() >= -1 and acts.max() <= 1
+
+
+def test_random_agent_holds_each_sample_for_hold_steps():
+    space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    every_step = RandomAgent(space, seed=3)
+    fresh = [every_step.act({}) for _ in range(3)]
+    held = RandomAgent(space, seed=3, hold=4)
+    acts = [held.act({}) for _ in range(9)]
+    # Samples 1, 2, 3 of the same stream, each held for 4 steps (hold=1 is today's agent).
+    for i, a in enumerate(acts):
+        assert np.array_equal(a, fresh[i // 4])
+    held.reset()  # a new episode starts with a fresh sample
+    assert not np.array_equal(held.act({}), fresh[2])
+    with pytest.raises(ValueError, match="hold"):
+        RandomAgent(space, hold=0)
