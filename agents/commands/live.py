@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import Any
 
 from agents.flags import add_config_flags, config_from_args, config_kwargs, field_default
 
@@ -102,6 +103,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             only=("num_cpus", "num_gpus") if role == "trainer" else ("num_cpus",),
             names={"num_cpus": f"{role}_cpus", "num_gpus": f"{role}_gpus"},
         )
+        p.add_argument(
+            f"--{role}-resource",
+            action="append",
+            default=[],
+            metavar="NAME=AMOUNT",
+            help=(
+                f"a custom Ray resource every {role} asks for (repeatable), so that on a "
+                "cluster it runs on the nodes started with it (ray start --resources)"
+            ),
+        )
     p.add_argument(
         "--dashboard", action="store_true", help="start Ray's dashboard (off by default)"
     )
@@ -135,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
         balance=None if args.balance == "off" else args.balance,
         train=train,
         storage=StorageConfig(max_bytes=int(args.storage_gb * 2**30)),
-        collector_resources=config_from_args(args, RoleResources, prefix="collector_"),
-        trainer_resources=config_from_args(args, RoleResources, prefix="trainer_"),
-        player_resources=config_from_args(args, RoleResources, prefix="player_"),
+        collector_resources=_resources(args, RoleResources, "collector"),
+        trainer_resources=_resources(args, RoleResources, "trainer"),
+        player_resources=_resources(args, RoleResources, "player"),
     )
     summary = run_live(
         config=config,
@@ -177,3 +188,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoints: {config.trainer_dir / 'checkpoints'}")
     print(f"log: {config.out / 'live.jsonl'}")
     return 0
+
+
+def _resources(args: argparse.Namespace, cls: type, role: str) -> Any:
+    """A role's ``RoleResources`` from its flags (``--ROLE-resource NAME=AMOUNT`` parsed)."""
+    custom = []
+    for item in getattr(args, f"{role}_resource"):
+        name, eq, amount = item.partition("=")
+        try:
+            if not eq or not name.strip():
+                raise ValueError
+            custom.append((name.strip(), float(amount)))
+        except ValueError:
+            raise SystemExit(
+                f"gta5drive live: --{role}-resource {item!r}: expected NAME=AMOUNT, e.g. collect=1"
+            ) from None
+    return config_from_args(args, cls, prefix=f"{role}_", resources=tuple(custom))

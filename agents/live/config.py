@@ -47,18 +47,29 @@ class RoleResources:
     Attributes:
         num_cpus: logical CPUs (fractions allowed; the local instance is sized to fit).
         num_gpus: GPUs (fractions allowed); the trainer is the role that profits.
+        resources: custom Ray resources, ``((name, amount), ...)``: on a cluster, a role asks
+            for a resource that only some nodes declare (``ray start --resources
+            '{"collect": 4}'``) to run there -- collectors on the machines with the game,
+            the trainer on the one with the GPU.
     """
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    resources: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.num_cpus < 0 or self.num_gpus < 0:
+        object.__setattr__(
+            self, "resources", tuple((str(k), float(v)) for k, v in dict(self.resources).items())
+        )
+        if self.num_cpus < 0 or self.num_gpus < 0 or any(v < 0 for _, v in self.resources):
             raise ValueError(f"resources must be >= 0, got {self}")
 
-    def options(self) -> dict[str, float]:
+    def options(self) -> dict[str, Any]:
         """Keyword arguments of ``ActorClass.options``."""
-        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.resources:
+            options["resources"] = dict(self.resources)
+        return options
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -279,3 +279,35 @@ def test_a_live_collector_records_v2_sets_without_writers() -> None:
         assert recorder.outbox and outputs <= {"accel", "brake", "steering"}, outputs
     finally:
         env.close()
+
+
+def test_role_resources_carry_custom_ray_resources_for_placement() -> None:
+    from agents.commands.live import _resources
+    from agents.live.config import RoleResources
+
+    role = RoleResources(num_cpus=0.5, resources={"collect": 1})  # type: ignore[arg-type]
+    assert role.resources == (("collect", 1.0),)
+    assert role.options() == {"num_cpus": 0.5, "num_gpus": 0.0, "resources": {"collect": 1.0}}
+    assert "resources" not in RoleResources().options()
+    with pytest.raises(ValueError, match="resources must be >= 0"):
+        RoleResources(resources=(("collect", -1.0),))
+    from agents.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "live",
+            "--out",
+            "x",
+            "--collector-resource",
+            "collect=2",
+            "--collector-resource",
+            "gpu_box=0.5",
+        ]
+    )
+    assert _resources(args, RoleResources, "collector").resources == (
+        ("collect", 2.0),
+        ("gpu_box", 0.5),
+    )
+    args.collector_resource = ["collect"]
+    with pytest.raises(SystemExit, match=r"--collector-resource 'collect': expected NAME=AMOUNT"):
+        _resources(args, RoleResources, "collector")
