@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a ~3 minute version (DemoConfig.quick(); flags below change either preset)",
+        help="a ~5 minute version (DemoConfig.quick(); flags below change either preset)",
     )
     # A flag left out keeps the value of the chosen preset (DemoConfig() or DemoConfig.quick()).
     add_config_flags(

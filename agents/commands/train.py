@@ -11,6 +11,7 @@ import numpy as np
 
 from agents.flags import add_config_flags, config_from_args, field_default
 from imitation.buffer import BufferConfig, BufferNotReady
+from imitation.checkpoint import CheckpointError
 from imitation.models import ModelConfig, default_outputs
 from imitation.train import AugmentConfig, TrainConfig, train_bc
 
@@ -69,6 +70,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_config_flags(p, AugmentConfig, prefix="augment_", only=("flip",))
     p.add_argument("--resume", default=None, help="checkpoint file or run folder to continue from")
+    p.add_argument(
+        "--init",
+        default=None,
+        help=(
+            "checkpoint file or run folder whose weights start the run (new optimiser and step "
+            "count: retraining after a DAgger round); the model flags must match it"
+        ),
+    )
     p.set_defaults(func=run)
     return p
 
@@ -189,9 +198,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _fail(str(exc)) from None
     try:
-        final = train_bc(config=config, store=store, out_dir=args.out, resume=args.resume)
+        final = train_bc(
+            config=config, store=store, out_dir=args.out, resume=args.resume, init=args.init
+        )
     except BufferNotReady as exc:
         raise _fail(f"{exc}; pass a smaller --buffer") from None
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:  # --init / --resume
+        raise _fail(str(exc)) from None
     print(f"checkpoint: {final}")
     print(f"tensorboard: tensorboard --logdir {args.out}/tensorboard")
     return 0

@@ -71,6 +71,28 @@ def test_train_with_a_buffer_the_store_cannot_fill_stops_with_one_line(
     assert not (tmp_path / "run").exists()
 
 
+def test_train_init_warm_starts_and_a_mismatched_model_stops_with_one_line(
+    tmp_path: Path,
+) -> None:
+    store = write_store(tmp_path / "store")
+    first = ["train", "--data", str(store), "--steps", "2", "--buffer", "200"]
+    assert main([*first, "--out", str(tmp_path / "a")]) == 0
+    assert main([*first, "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]) == 0
+    assert list((tmp_path / "b" / "checkpoints").glob("step-00000002.safetensors"))
+    with pytest.raises(SystemExit, match=r"^gta5drive train: .*different model"):
+        main(
+            [
+                *first,
+                "--out",
+                str(tmp_path / "c"),
+                "--init",
+                str(tmp_path / "a"),
+                "--frame-stack",
+                "2",
+            ]
+        )
+
+
 def test_val_towns_that_match_nothing_warn(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
