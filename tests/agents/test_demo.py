@@ -45,6 +45,8 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     """The learning test: a few minutes of CPU training on living-town expert data (traffic,
     pedestrians, lights, random weather) beats the untrained model on held-out towns under the
     town protocol, and beats predicting the mean steering."""
+    import torch
+
     from agents.demo import SubsetStore, episode_order
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from imitation.buffer import BufferConfig
@@ -55,6 +57,9 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     from imitation.storage import SampleStore, StorageConfig
     from imitation.train import AugmentConfig, TrainConfig, Trainer
 
+    # The thread count changes a CPU training's float sums (and what ran before in this process
+    # may have set it): fix it, so the margin below is the same in any order.
+    torch.set_num_threads(1)
     data = tmp_path / "data"
     collect(
         CollectConfig(
@@ -76,7 +81,7 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128, measurements=64)
     config = TrainConfig(
         model=model,
-        steps=500,
+        steps=800,
         batch_size=64,
         lr=1e-3,
         warmup_steps=50,
@@ -100,6 +105,7 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
         step=0,
     )
     # validation steering error beats always predicting the mean steering
+    print("validation", val)
     assert val["val/steering_mse"] < 0.8 * val["val/steering_mse_mean_baseline"], val
 
     report = evaluate(
