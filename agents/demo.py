@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,6 @@ def balanced_view(store: Any, scheme: str, *, config: DemoConfig) -> Any:
             }
         )
     return SubsetStore(store, order[np.sort(result.indices())])
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -290,12 +289,16 @@ def collect_demonstrations(
     )
 
 
-def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) -> Any:
-    """Stage 3's `TrainConfig` for ``store`` (its last town held out for validation)."""
+def demo_train_config(
+    config: DemoConfig, store: Any, *, steps: int | None = None, progress: bool = True
+) -> Any:
+    """The `TrainConfig` for ``store`` (its last town held out for validation), ``steps``
+    optimiser steps (default ``config.train_steps``; a DAgger retraining passes its own)."""
     from imitation.buffer import BufferConfig
     from imitation.models import ModelConfig, default_outputs
     from imitation.train import AugmentConfig, TrainConfig
 
+    steps = config.train_steps if steps is None else steps
     towns = np.asarray(store.column("town_id")).ravel()
     val_towns = (int(towns.max()),)
     train = ~np.isin(towns, val_towns)
@@ -314,18 +317,18 @@ def demo_train_config(config: DemoConfig, store: Any, *, progress: bool = True) 
             speed=config.speed_input,
             outputs=default_outputs(config.outputs),
         ),
-        steps=config.train_steps,
+        steps=steps,
         batch_size=config.batch_size,
         lr=config.lr,
-        warmup_steps=min(100, config.train_steps // 10),
+        warmup_steps=min(100, steps // 10),
         buffer=BufferConfig(capacity=capacity, start_fill=0.9),
         # No mirror images: mirrored, the car would keep to the left of the centre line, and
         # right-hand traffic would teach lane keeping on both sides at once.
         augment=AugmentConfig(flip=0.0),
         val_towns=val_towns,
         val_samples=1024,
-        val_every=max(config.train_steps // 4, 1),
-        checkpoint_every=max(config.train_steps // 4, 1),
+        val_every=max(steps // 4, 1),
+        checkpoint_every=max(steps // 4, 1),
         log_every=25,
         image_every=0,
         device="cpu",
@@ -389,13 +392,7 @@ def run_demo(
         timings["balance_s"] = timings.get("balance_s", 0.0) + time.perf_counter() - t
         print(f"balance ({config.balance}): kept {len(balanced)} of {len(store)} samples")
         t = time.perf_counter()
-        train_config = replace(
-            demo_train_config(config, balanced, progress=progress),
-            steps=steps,
-            warmup_steps=min(100, steps // 10),
-            val_every=max(steps // 4, 1),
-            checkpoint_every=max(steps // 4, 1),
-        )
+        train_config = demo_train_config(config, balanced, steps=steps, progress=progress)
         torch.set_num_threads(max(config.workers, 1))  # the stages run one after another
         checkpoint = train_bc(config=train_config, store=balanced, out_dir=run, init=init)
         torch.set_num_threads(1)
@@ -421,13 +418,11 @@ def run_demo(
             timings.get("dagger_collect_s", 0.0) + time.perf_counter() - t
         )
         print(collected.line())
-        learner = sum(w.learner_steps for w in collected.workers)
-        steps_total = max(sum(w.steps for w in collected.workers), 1)
         dagger.append(
             {
                 "samples": collected.added,
-                "learner_share": learner / steps_total,
-                "takeovers": sum(w.takeovers for w in collected.workers),
+                "learner_share": collected.learner_share,
+                "takeovers": collected.takeovers,
                 "collisions": sum(w.collisions for w in collected.workers),
             }
         )
@@ -437,7 +432,8 @@ def run_demo(
 
     eval_config = demo_eval_config(config)
     stage(
-        f"{stages - 1}/{stages} evaluate on held-out towns {list(config.eval_towns)}: {config.protocol} protocol, "
+        f"{stages - 1}/{stages} evaluate on held-out towns {list(config.eval_towns)}: "
+        f"{config.protocol} protocol, "
         f"one fixed route of >= {config.eval_route_m:g} m each"
     )
     t = time.perf_counter()

@@ -259,6 +259,17 @@ class CollectResult:
         """Every worker exited normally."""
         return all(w.ok for w in self.workers)
 
+    @property
+    def learner_share(self) -> float:
+        """Share of the steps a ``driver`` drove (0 when the expert drove them all)."""
+        steps = sum(w.steps for w in self.workers)
+        return sum(w.learner_steps for w in self.workers) / steps if steps else 0.0
+
+    @property
+    def takeovers(self) -> int:
+        """Times the expert took over from the ``driver``, all workers."""
+        return sum(w.takeovers for w in self.workers)
+
     def line(self) -> str:
         """One-line summary."""
         failed = [w for w in self.workers if not w.ok]
@@ -269,12 +280,10 @@ class CollectResult:
             f"({self.samples_per_second:.0f} samples/s recorded), "
             f"{sum(w.collisions for w in self.workers)} collisions"
         )
-        learner = sum(w.learner_steps for w in self.workers)
-        if learner:
-            steps = max(sum(w.steps for w in self.workers), 1)
+        if self.learner_share:
             text += (
-                f"; the learner drove {learner / steps:.0%} of the steps, the expert took over "
-                f"{sum(w.takeovers for w in self.workers)} times"
+                f"; the learner drove {self.learner_share:.0%} of the steps, the expert took "
+                f"over {self.takeovers} times"
             )
         if self.interrupted:
             text += "; interrupted"
