@@ -7,6 +7,9 @@ expert in the embedded world (hood 90x160, 8 traffic cars, random weather) into 
 random batches of 256 (warm page cache, as during training). Peak memory is the highest resident
 set size of each worker process seen by ``psutil`` (sampled every 0.5 s).
 
+A DAgger row: 2 workers while the demo's model (PilotNet 45x80, untrained) drives and the
+expert labels, against the 2-worker expert row (the model's forward pass per step is the cost).
+
 One row per balancing scheme (v1-v4, stream mode as ``collect --balance`` runs it:
 ``require="seen"``, warmup 1,000, 1,000 per bin): the expert labels recorded with 2 workers
 (the default: living town, 8 cars, random weather, default noise) go through the balancer
@@ -20,14 +23,17 @@ Timings depend on what else runs on the machine; nothing here is asserted.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from imitation.balance import make_balancer
 from imitation.collect import CollectConfig, CollectResult, collect
+from imitation.noise import NoiseConfig
 from imitation.sample import unstack_batch
 from imitation.storage import SampleStore, SampleWriter, StorageConfig
 
@@ -35,8 +41,10 @@ WRITE_TARGET = 5_000
 READ_TARGET = 20_000
 
 
-def collect_run(root: Path, workers: int, per_worker: int, hood: tuple[int, int]) -> CollectResult:
-    """Record ``per_worker`` samples with each of ``workers`` processes."""
+def collect_run(
+    root: Path, workers: int, per_worker: int, hood: tuple[int, int], driver: Any = None
+) -> CollectResult:
+    """Record ``per_worker`` samples with each of ``workers`` processes (``driver``: DAgger)."""
     return collect(
         CollectConfig(
             out=root,
@@ -46,9 +54,25 @@ def collect_run(root: Path, workers: int, per_worker: int, hood: tuple[int, int]
             traffic=8,
             weather="random",
             seed=1000 * workers,
+            **({"driver": driver, "noise": NoiseConfig.off()} if driver is not None else {}),
         ),
         progress=False,
     )
+
+
+def demo_model_driver(root: Path) -> Any:
+    """A factory of the demo's model (PilotNet 45x80, measurement encoder), untrained: what a
+    DAgger round runs per step, for its cost."""
+    import torch
+
+    from agents.bc import BCAgent
+    from imitation.checkpoint import save_checkpoint
+    from imitation.models import ModelConfig, model_from_config
+
+    torch.manual_seed(0)
+    model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128, measurements=64)
+    path = save_checkpoint(root / "model.safetensors", model=model_from_config(model), step=0)
+    return functools.partial(BCAgent.from_checkpoint, path)
 
 
 def write_throughput(store: SampleStore, root: Path, n: int) -> float:
@@ -119,6 +143,19 @@ def main() -> None:
                     f"({r.added / r.seconds:,.0f} incl. {r.startup_seconds:.1f} s start-up)",
                 )
             )
+        dagger = collect_run(
+            base / "dagger", 2, args.per_worker, hood, driver=demo_model_driver(base)
+        )
+        if not dagger.ok:
+            raise SystemExit(f"collection with a driving model failed: {dagger.line()}")
+        rows.append(
+            (
+                "collect, 2 workers, the demo's model drives (DAgger)",
+                f"{dagger.samples_per_second:,.0f} samples/s running "
+                f"({dagger.samples_per_second / results[2].samples_per_second:.2f}x the "
+                f"expert's; the model drove {dagger.learner_share:.0%})",
+            )
+        )
         store = SampleStore(base / "w2")
         rows.append(
             (
