@@ -49,6 +49,7 @@ def _run_gta(kwargs: dict[str, Any], steps: int, queue: mp.Queue) -> None:
     import gymnasium as gym
 
     import gta_env  # noqa: F401
+    from gta_env.sim.weather import WEATHERS
 
     env = gym.make("GTA5Drive-v0", backend="sim", **kwargs)
     resets = []
@@ -56,14 +57,15 @@ def _run_gta(kwargs: dict[str, Any], steps: int, queue: mp.Queue) -> None:
         t = time.perf_counter()
         _, info = env.reset(seed=seed)
         resets.append(time.perf_counter() - t)
-    # With weather="random" the steps are timed in six stretches, each under a newly drawn
-    # weather (night and rain cost more than a clear day), redrawn outside the timing.
+    # With weather="random" the steps are timed in six stretches, one under each preset (night
+    # and rain cost more than a clear day): "random" draws each preset with probability 1/6, so
+    # this is its expected cost, not the cost of whichever presets six draws happen to pick.
     rng = np.random.default_rng(0)
-    stretches = 6 if kwargs.get("weather") == "random" else 1
+    stretches = len(WEATHERS) if kwargs.get("weather") == "random" else 1
     elapsed = 0.0
-    for _ in range(stretches):
+    for k in range(stretches):
         if stretches > 1:
-            env.unwrapped.game.set_weather("random", rng)  # type: ignore[attr-defined]
+            env.unwrapped.game.set_weather(WEATHERS[k], rng)  # type: ignore[attr-defined]
         t = time.perf_counter()
         for _step in range(steps // stretches):
             _, _, term, trunc, info = env.step(info["expert_action"])

@@ -35,8 +35,8 @@ from gta_env.sim.town import Town, TownConfig, generate_town, polyline_length
 from gta_env.sim.traffic import IntersectionTurns, Traffic
 from gta_env.sim.weather import (
     RAIN_LAYERS,
+    FogBlend,
     Weather,
-    apply_fog,
     apply_rain,
     fog_weights,
     make_weather,
@@ -136,7 +136,7 @@ class SimGame:
         self._purpose = (0.0, 0.0)
         self.traffic: Traffic | None = None
         self.weather = make_weather("clear")
-        self._fog: dict[str, np.ndarray] = {}
+        self._fog: dict[str, FogBlend] = {}
         self._rain: dict[str, list[np.ndarray]] = {}
         self.street_lights: StreetLights | None = None
         self.player_lights: CarLights | None = None
@@ -282,9 +282,7 @@ class SimGame:
             )
         frames = self.renderer.render(cameras)
         if self.weather.fog_density > 0.0:
-            frames = {
-                k: apply_fog(v, self._fog[k], self.weather.fog_color) for k, v in frames.items()
-            }
+            frames = {k: self._fog[k](v) for k, v in frames.items()}
         if self._rain:
             level = int(min(255, 300 * max(self.weather.tint)))
             for k, v in frames.items():
@@ -434,9 +432,10 @@ class SimGame:
             lens = view.node.node().getLens()
             pitch = view.node.getP(self.car.node) if self.car is not None else 0.0
             height = view.node.getZ(self.root) if self.car is not None else 1.3
-            self._fog[cam] = fog_weights(
+            weights = fog_weights(
                 view.height, lens.getVfov(), pitch, max(height, 0.5), weather.fog_density
             )
+            self._fog[cam] = FogBlend(weights, view.width, weather.fog_color)
         return weather.name
 
     def set_fade(self, level: float) -> None:

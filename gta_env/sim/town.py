@@ -180,6 +180,32 @@ def offset_polyline(points: np.ndarray, offset: float) -> np.ndarray:
     return points + right * offset
 
 
+def simplify_mask(points: np.ndarray, tolerance: float) -> np.ndarray:
+    """Vertices of a polyline to keep so that none dropped lies more than ``tolerance`` metres
+    from the simplified line (Ramer–Douglas–Peucker); the ends are always kept."""
+    n = len(points)
+    keep = np.zeros(n, bool)
+    keep[[0, -1]] = True
+    spans = [(0, n - 1)]
+    while spans:
+        i, j = spans.pop()
+        if j <= i + 1:
+            continue
+        seg = points[j] - points[i]
+        rel = points[i + 1 : j] - points[i]
+        length = float(np.hypot(*seg))
+        if length > 1e-9:
+            dist = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / length
+        else:
+            dist = np.hypot(rel[:, 0], rel[:, 1])
+        k = int(np.argmax(dist))
+        if dist[k] > tolerance:
+            m = i + 1 + k
+            keep[m] = True
+            spans += [(i, m), (m, j)]
+    return keep
+
+
 def polyline_length(points: np.ndarray) -> np.ndarray:
     """Cumulative arc length at each vertex (starts at 0)."""
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)

