@@ -19,7 +19,7 @@ from gta_env.sim.junctions import (
     StopTable,
 )
 from gta_env.sim.lamps import CarLights, StreetLights
-from gta_env.sim.pedestrians import Pedestrians
+from gta_env.sim.pedestrians import PEDESTRIAN_HALF, Pedestrians
 from gta_env.sim.physics import Car, CarSpec, Physics
 from gta_env.sim.render import CameraHost, Renderer
 from gta_env.sim.route import Route, build_route, nearest_directed_road
@@ -32,7 +32,7 @@ from gta_env.sim.scene import (
     marker_mesh,
 )
 from gta_env.sim.town import Town, TownConfig, generate_town, polyline_length
-from gta_env.sim.traffic import IntersectionTurns, Traffic
+from gta_env.sim.traffic import CAR_HALF, IntersectionTurns, Traffic
 from gta_env.sim.weather import (
     RAIN_LAYERS,
     FogBlend,
@@ -690,7 +690,7 @@ class SimGame:
 
     def _cast_rays(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
-        step = 5.0
+        step = STEP_PIECE
         # Start ahead of the bumper: what stands closer is being hit already. The path is cut
         # into 5 m pieces, each swept by three parallel rays (left edge, centre, right edge);
         # the geometry of every piece is worked out at once, the rays are cast in order until
@@ -707,13 +707,53 @@ class SimGame:
         length = np.sqrt((d[:, None, :] @ d[:, :, None])[:, 0])
         n = np.stack([d[:, 1], -d[:, 0]], axis=1) / (length + 1e-9)
         offsets = np.array([-0.9, 0.0, 0.9])[None, :, None]
-        a = (pts[:-1, None, :] + n[:, None, :] * offsets).tolist()  # (pieces, 3, 2)
-        b = (pts[1:, None, :] + n[:, None, :] * offsets).tolist()
-        for t, piece_a, piece_b in zip(starts, a, b, strict=True):
-            for (ax, ay), (bx, by) in zip(piece_a, piece_b, strict=True):
+        a = pts[:-1, None, :] + n[:, None, :] * offsets  # (pieces, 3, 2)
+        b = pts[1:, None, :] + n[:, None, :] * offsets
+        # Only pieces that something could block are cast: a conservative test first (static
+        # solids from a grid, moving bodies by their distance to the rays), so the first hit
+        # is the one the full sweep finds.
+        maybe = self._may_block(a, b)
+        if not maybe.any():
+            return float("inf")
+        for k in np.flatnonzero(maybe).tolist():
+            for (ax, ay), (bx, by) in zip(a[k].tolist(), b[k].tolist(), strict=True):
                 if physics.ray_hit((ax, ay, 0.7), (bx, by, 0.7)):
-                    return t - s
+                    return starts[k] - s
         return float("inf")
+
+    def _may_block(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per piece of rays ``a -> b`` ((pieces, 3, 2) each): whether a ray of it may hit."""
+        _, physics = self._require()
+        cells = physics.solid_cells
+        samples = int(np.ceil(STEP_PIECE / cells.SPACING)) + 1
+        f = np.linspace(0.0, 1.0, samples)[None, None, :]
+        x = a[..., 0, None] + (b[..., 0, None] - a[..., 0, None]) * f  # (pieces, 3, samples)
+        y = a[..., 1, None] + (b[..., 1, None] - a[..., 1, None]) * f
+        maybe = np.asarray(cells.touches(x, y).any(axis=(1, 2)))
+        movers = []
+        if self.traffic is not None and self.traffic.count:
+            movers.append((self.traffic.positions(), CAR_REACH))
+        if self.pedestrians is not None and len(self.pedestrians):
+            movers.append((self.pedestrians.positions(), WALKER_REACH))
+        for pos, reach in movers:
+            # Distance of every body's centre to every ray, against the body's half-diagonal.
+            ax, ay = a[..., 0, None], a[..., 1, None]  # (pieces, 3, 1)
+            dx, dy = b[..., 0, None] - ax, b[..., 1, None] - ay
+            rx, ry = pos[:, 0] - ax, pos[:, 1] - ay  # (pieces, 3, bodies)
+            t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+            near = np.hypot(rx - t * dx, ry - t * dy) < reach
+            maybe |= near.any(axis=(1, 2))
+        return maybe
+
+
+STEP_PIECE = 5.0
+"""Metres of look-ahead path per piece of the expert's ray sweep."""
+MOVE_MARGIN = 0.5
+"""Metres more than a body's half-diagonal: covers a frame's movement (12 m/s is 0.4 m) between
+the positions kept in numpy and the pose the physics world holds."""
+CAR_REACH = float(np.hypot(CAR_HALF[0], CAR_HALF[1])) + MOVE_MARGIN
+WALKER_REACH = float(np.hypot(PEDESTRIAN_HALF[0], PEDESTRIAN_HALF[1])) + MOVE_MARGIN
+"""How close (metres) a ray must pass a traffic car's or walker's centre to be able to hit it."""
 
 
 def _long_walk(

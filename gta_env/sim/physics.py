@@ -74,6 +74,60 @@ def collision_category(name: str) -> str:
     return "static"
 
 
+class SolidCells:
+    """A conservative map of where the static solids are: 1 m cells a solid may reach into.
+
+    A cell is marked when it lies within a box dilated by :attr:`DILATION` (half a cell's
+    diagonal plus half the spacing of the points :meth:`touches` is asked about), so a segment
+    sampled at most :attr:`SPACING` apart that passes no marked cell cannot meet a solid. Points
+    outside the town's bounds count as marked (the boundary walls stand there).
+    """
+
+    CELL = 1.0
+    SPACING = 1.0
+    DILATION = CELL * 0.5**0.5 + SPACING / 2 + 0.05
+
+    def __init__(self, boxes: Iterable[Box], bounds: tuple[float, float, float, float]) -> None:
+        x0, y0, x1, y1 = bounds
+        self.origin = (x0, y0)
+        width = int(np.ceil((x1 - x0) / self.CELL)) + 1
+        height = int(np.ceil((y1 - y0) / self.CELL)) + 1
+        self.grid = np.zeros((width, height), bool)
+        for b in boxes:
+            hw, hd = b.width / 2 + self.DILATION, b.depth / 2 + self.DILATION
+            r = float(np.hypot(hw, hd))
+            i0, j0 = self._index(b.x - r, b.y - r)
+            i1, j1 = self._index(b.x + r, b.y + r)
+            i0, j0 = max(i0, 0), max(j0, 0)
+            i1, j1 = min(i1, width - 1), min(j1, height - 1)
+            if i1 < i0 or j1 < j0:
+                continue
+            cx = x0 + (np.arange(i0, i1 + 1) + 0.5) * self.CELL - b.x
+            cy = y0 + (np.arange(j0, j1 + 1) + 0.5) * self.CELL - b.y
+            c, s = np.cos(b.heading), np.sin(b.heading)
+            # The box's local axes: width along (c, s), depth along (-s, c) (as scene.add_box).
+            u = cx[:, None] * c + cy[None, :] * s
+            v = -cx[:, None] * s + cy[None, :] * c
+            self.grid[i0 : i1 + 1, j0 : j1 + 1] |= (np.abs(u) <= hw) & (np.abs(v) <= hd)
+
+    def _index(self, x: float, y: float) -> tuple[int, int]:
+        return (
+            int(np.floor((x - self.origin[0]) / self.CELL)),
+            int(np.floor((y - self.origin[1]) / self.CELL)),
+        )
+
+    def touches(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per point (any shape): whether a solid may be within reach of it."""
+        finite = np.isfinite(x) & np.isfinite(y)
+        i = np.floor((np.where(finite, x, 0.0) - self.origin[0]) / self.CELL).astype(np.int64)
+        j = np.floor((np.where(finite, y, 0.0) - self.origin[1]) / self.CELL).astype(np.int64)
+        w, h = self.grid.shape
+        inside = finite & (i >= 0) & (i < w) & (j >= 0) & (j < h)
+        out = np.ones(np.shape(x), bool)
+        out[inside] = self.grid[i[inside], j[inside]]
+        return out
+
+
 class Physics:
     """A Bullet world for one town."""
 
@@ -112,6 +166,8 @@ class Physics:
             self.world.attachRigidBody(node)
         self._last_touch: dict[str, int] = {}
         self._frame = 0
+        self.solid_cells = SolidCells(bodies, town.bounds)
+        """Where a ray could meet a static solid: lets ray casting skip what cannot hit."""
 
     def add_dynamic_box(self, name: str, half: tuple[float, float, float]) -> NodePath:
         """A kinematic box (e.g. a traffic car) that the player can hit and sensors can see."""
