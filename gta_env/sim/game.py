@@ -691,24 +691,29 @@ class SimGame:
     def _cast_rays(self, route: Route, s: float, reach: float) -> float:
         _, physics = self._require()
         step = STEP_PIECE
-        # Start ahead of the bumper: what stands closer is being hit already. The path is cut
-        # into 5 m pieces, each swept by three parallel rays (left edge, centre, right edge);
-        # the geometry of every piece is worked out at once, the rays are cast in order until
-        # the first hit.
+        # The path ahead is cut into 5 m pieces from 3 m ahead of the centre, each swept by
+        # three parallel rays (left edge, centre, right edge); the geometry of every piece is
+        # worked out at once, the rays are cast in order until the first hit. A first, short
+        # piece starts just behind the bumper (the car's own body is not seen): a car already
+        # touching the bumper sits where the 3 m rays would start inside it, and a ray that
+        # starts inside a body does not hit it.
         starts = [s + 3.0]
         while starts[-1] + step < s + reach:
             starts.append(starts[-1] + step)
         if starts[0] >= s + reach:
             return float("inf")
-        pts = route.points_lerp(np.array([starts[0], *(t + step for t in starts)]))
-        d = pts[1:] - pts[:-1]
+        starts.insert(0, s + BUMPER_RAY)
+        ends = [*starts[1:], starts[-1] + step]
+        pa = route.points_lerp(np.array(starts))
+        pb = route.points_lerp(np.array(ends))
+        d = pb - pa
         # Lengths as np.linalg.norm takes them per piece (a dot product: matmul matches it bit
         # for bit where a sum of squares does not).
         length = np.sqrt((d[:, None, :] @ d[:, :, None])[:, 0])
         n = np.stack([d[:, 1], -d[:, 0]], axis=1) / (length + 1e-9)
         offsets = np.array([-0.9, 0.0, 0.9])[None, :, None]
-        a = pts[:-1, None, :] + n[:, None, :] * offsets  # (pieces, 3, 2)
-        b = pts[1:, None, :] + n[:, None, :] * offsets
+        a = pa[:, None, :] + n[:, None, :] * offsets  # (pieces, 3, 2)
+        b = pb[:, None, :] + n[:, None, :] * offsets
         # Only pieces that something could block are cast: a conservative test first (static
         # solids from a grid, moving bodies by their distance to the rays), so the first hit
         # is the one the full sweep finds.
@@ -748,6 +753,9 @@ class SimGame:
 
 STEP_PIECE = 5.0
 """Metres of look-ahead path per piece of the expert's ray sweep."""
+BUMPER_RAY = FRONT - 0.3
+"""Where the sweep's first, short piece starts: 0.3 m behind the front bumper, metres from the
+car's centre along the path."""
 MOVE_MARGIN = 0.5
 """Metres more than a body's half-diagonal: covers a frame's movement (12 m/s is 0.4 m) between
 the positions kept in numpy and the pose the physics world holds."""

@@ -226,3 +226,29 @@ def test_the_pruned_ray_sweep_finds_what_the_full_sweep_finds(monkeypatch):
         assert skipped > compared  # most pieces were not cast
     finally:
         game.close()
+
+
+def test_the_expert_brakes_for_a_car_touching_its_bumper():
+    """A car standing right against the front bumper (the rays from 3 m ahead would start
+    inside it) is seen: the look-ahead reports it, and the expert brakes instead of pushing."""
+    game = SimGame(SimConfig(cameras=(), traffic=1))
+    try:
+        game.load(3)
+        game.new_purpose(np.random.default_rng(0))
+        for _ in range(60):
+            game.step(game.expert_action())
+        route, s = game.route, game._s
+        # The traffic car 4.4 m ahead along the route (its rear 0.05 m from our bumper).
+        p, q = route.points_lerp(np.array([s + 4.4, s + 5.4]))
+        heading = float(np.arctan2(-(q[0] - p[0]), q[1] - p[1]))
+        traffic = game.traffic
+        traffic._positions[0] = p
+        traffic._headings[0] = heading
+        traffic.nodes[0].setPosHpr(float(p[0]), float(p[1]), 0.0, float(np.degrees(heading)), 0, 0)
+        game.physics.world.doPhysics(1e-4, 1, 1e-4)  # the broadphase learns the new pose
+        seen = game._cast_rays(route, s, 30.0)
+        assert seen < 3.0
+        game._ray_memo = ((None,), float("inf"))
+        assert game.expert_action().brake > 0.5
+    finally:
+        game.close()
