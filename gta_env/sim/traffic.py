@@ -237,6 +237,8 @@ class Traffic:
             self._load_path(k)
         self._positions = np.zeros((n, 2))
         self._headings = np.zeros(n)
+        self._placed = np.full((n, 3), np.nan)
+        """The pose each car's node was last given (x, y, heading in degrees)."""
         self._update_poses()
 
     def set_light_level(self, level: float) -> None:
@@ -398,9 +400,13 @@ class Traffic:
         heading = np.arctan2(-(q[:, 0] - p[:, 0]), q[:, 1] - p[:, 1])
         self._positions = p
         self._headings = heading
-        deg = np.degrees(heading)
-        for k, node in enumerate(self.nodes):
-            node.setPosHpr(float(p[k, 0]), float(p[k, 1]), 0.0, float(deg[k]), 0.0, 0.0)
+        pose = np.stack([p[:, 0], p[:, 1], np.degrees(heading)], axis=1)
+        # Only cars that moved are placed again: a pose change costs Bullet a transform update
+        # and the scene graph its bounds, and cars queued at a light stand still for seconds.
+        moved = np.flatnonzero((pose != self._placed).any(axis=1))
+        for k, (x, y, deg) in zip(moved.tolist(), pose[moved].tolist(), strict=True):
+            self.nodes[k].setPosHpr(x, y, 0.0, deg, 0.0, 0.0)
+        self._placed = pose
 
     def _route_from(self, directed: tuple[int, bool]) -> Route:
         walk = random_walk(self.town, directed, 25, self.rng)
