@@ -23,6 +23,8 @@ from typing import Protocol
 import numpy as np
 from panda3d.core import (
     Camera,
+    CullBinEnums,
+    CullBinManager,
     DisplayRegion,
     FrameBufferProperties,
     GraphicsEngine,
@@ -52,6 +54,14 @@ loadPrcFileData(
         ]
     ),
 )
+
+# Opaque geometry is drawn in scene-graph order. Panda3D's default sorts it by render state,
+# which orders by where the states sit in memory: where two surfaces tie in depth, which one
+# shows then depended on what the process had allocated before, and a second env in one process
+# drew a pixel differently from the first (same seed, same scene). Scene-graph order is the same
+# in every process and is as fast here (a few dozen draws a frame).
+_bins = CullBinManager.getGlobalPtr()
+_bins.setBinType(_bins.findBin("opaque"), CullBinEnums.BT_unsorted)
 
 _PIPE_TYPES = {"software": "TinyOffscreenGraphicsPipe", "gl": "eglGraphicsPipe"}
 _pipes: dict[str, GraphicsPipe] = {}
