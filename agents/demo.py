@@ -152,6 +152,8 @@ class DemoConfig:
         keep_waiting: with ``balance="thin"``, the share kept of the samples where the car
             stands braking (see :func:`balance_steering`).
         image_size: model input (the 90×160 hood is resized to it).
+        backbone: the model's convolution stack (``"pilotnet"``; ``"pilotnet_fine"`` keeps its
+            first layer at full resolution, ~4× the training time).
         dense: width of the model's common dense layer.
         frame_stack: hood frames stacked as the model's input (2 shows motion).
         speed_input: feed the speed to the model (with it, a learner can copy "standing
@@ -194,6 +196,7 @@ class DemoConfig:
     balance: str = "thin"
     keep_waiting: float = 0.3
     image_size: tuple[int, int] = (45, 80)
+    backbone: str = "pilotnet"
     dense: int = 128
     frame_stack: int = 1
     speed_input: bool = True
@@ -309,7 +312,7 @@ def demo_train_config(
     capacity = min(25_000, int(n_train * 0.9))
     return TrainConfig(
         model=ModelConfig(
-            backbone="pilotnet",
+            backbone=config.backbone,
             image_size=config.image_size,
             dense=config.dense,
             measurements=config.measurements,

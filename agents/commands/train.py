@@ -34,7 +34,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         prefix="model_",
         only=("backbone", "image_size", "cinematic_size", "greyscale", "frame_stack", "history"),
         names={"backbone": "model", "image_size": "size", "cinematic_size": "cinematic"},
-        help={"backbone": "backbone: pilotnet, resnet_small or a timm name"},
+        help={"backbone": "backbone: pilotnet, pilotnet_fine, resnet_small or a timm name"},
     )
     p.add_argument(
         "--outputs",

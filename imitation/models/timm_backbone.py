@@ -44,7 +44,7 @@ def import_timm(name: str) -> Any:
         raise MissingExtraError(
             f"backbone {name!r} comes from timm, which is not installed; "
             'install it with: pip install "gta5drive[timm]" '
-            "(or pick a built-in backbone: pilotnet, resnet_small)"
+            "(or pick a built-in backbone: pilotnet, pilotnet_fine, resnet_small)"
         ) from exc
     return timm
 
