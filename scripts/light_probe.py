@@ -51,6 +51,10 @@ def collect(towns: list[int], steps: int, every: int) -> dict[str, np.ndarray]:
             if terminated or truncated:
                 break
         env.close()
+    if not frames:
+        raise SystemExit(
+            "light_probe: no frame near a red or green stop line; drive more towns or steps"
+        )
     return {
         "frames": np.stack(frames),
         "green": np.array(green, np.float32),
@@ -103,19 +107,18 @@ def probe(
     truth = data["green"][test.numpy()] > 0.5
     dist = data["distance"][test.numpy()]
 
+    def recall(mask: np.ndarray, c: bool) -> float:
+        hit = mask & (truth == c)
+        return float(np.mean(pred[hit] == c)) if hit.any() else float("nan")
+
     def balanced(mask: np.ndarray) -> float:
-        recalls = [np.mean(pred[mask & (truth == c)] == c) for c in (True, False)]
-        return (
-            float(np.mean(recalls))
-            if all((mask & (truth == c)).any() for c in (True, False))
-            else float("nan")
-        )
+        return float(np.mean([recall(mask, True), recall(mask, False)]))
 
     everything = np.ones(len(truth), bool)
     return {
         "balanced": balanced(everything),
-        "green": float(np.mean(pred[truth])),
-        "red": float(np.mean(~pred[~truth])),
+        "green": recall(everything, True),
+        "red": recall(everything, False),
         "0-10 m": balanced(dist < 10),
         "10-20 m": balanced((dist >= 10) & (dist < 20)),
         "20-30 m": balanced(dist >= 20),
