@@ -19,6 +19,15 @@ def _module():
     return module
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # the probe's main() sets one thread for itself
+
+
 def test_the_probe_collects_labelled_frames_and_prints_its_table(capsys):
     probe = _module()
     data = probe.collect([100, 101], steps=500, every=5)
