@@ -26,6 +26,7 @@ def collect(towns: list[int], steps: int, every: int) -> dict[str, np.ndarray]:
     from rich.progress import track
 
     import gta_env  # noqa: F401
+    from agents.evaluate import PROTOCOLS
 
     frames, green, dist, town_of = [], [], [], []
     for town in track(towns, description="driving"):
@@ -33,10 +34,7 @@ def collect(towns: list[int], steps: int, every: int) -> dict[str, np.ndarray]:
             "GTA5Drive-v0",
             backend="sim",
             hood_size=(90, 160),
-            traffic=8,
-            pedestrians=24,
-            traffic_lights=True,
-            weather="random",
+            **PROTOCOLS["town"],  # traffic, walkers, lights, random weather
         )
         _, info = env.reset(seed=town, options={"town_seed": town})
         for i in range(steps):

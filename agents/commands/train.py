@@ -13,6 +13,7 @@ from agents.flags import add_config_flags, config_from_args, field_default
 from imitation.buffer import BufferConfig, BufferNotReady
 from imitation.checkpoint import CheckpointError
 from imitation.models import ModelConfig, default_outputs
+from imitation.models.cnn import BUILTIN_BACKBONES
 from imitation.train import AugmentConfig, TrainConfig, train_bc
 
 
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         prefix="model_",
         only=("backbone", "image_size", "cinematic_size", "greyscale", "frame_stack", "history"),
         names={"backbone": "model", "image_size": "size", "cinematic_size": "cinematic"},
-        help={"backbone": "backbone: pilotnet, pilotnet_fine, resnet_small or a timm name"},
+        help={"backbone": f"backbone: {', '.join(BUILTIN_BACKBONES)} or a timm name"},
     )
     p.add_argument(
         "--outputs",

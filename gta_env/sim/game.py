@@ -732,9 +732,9 @@ class SimGame:
         cells = physics.solid_cells
         samples = int(np.ceil(STEP_PIECE / cells.SPACING)) + 1
         f = np.linspace(0.0, 1.0, samples)[None, None, :]
-        x = a[..., 0, None] + (b[..., 0, None] - a[..., 0, None]) * f  # (pieces, 3, samples)
-        y = a[..., 1, None] + (b[..., 1, None] - a[..., 1, None]) * f
-        maybe = np.asarray(cells.touches(x, y).any(axis=(1, 2)))
+        ax, ay = a[..., 0, None], a[..., 1, None]  # (pieces, 3, 1)
+        dx, dy = b[..., 0, None] - ax, b[..., 1, None] - ay
+        maybe = np.asarray(cells.touches(ax + dx * f, ay + dy * f).any(axis=(1, 2)))
         movers = []
         if self.traffic is not None and self.traffic.count:
             movers.append((self.traffic.positions(), CAR_REACH))
@@ -742,8 +742,6 @@ class SimGame:
             movers.append((self.pedestrians.positions(), WALKER_REACH))
         for pos, reach in movers:
             # Distance of every body's centre to every ray, against the body's half-diagonal.
-            ax, ay = a[..., 0, None], a[..., 1, None]  # (pieces, 3, 1)
-            dx, dy = b[..., 0, None] - ax, b[..., 1, None] - ay
             rx, ry = pos[:, 0] - ax, pos[:, 1] - ay  # (pieces, 3, bodies)
             t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
             near = np.hypot(rx - t * dx, ry - t * dy) < reach

@@ -15,7 +15,7 @@ import torch
 from gymnasium.error import DependencyNotInstalled
 from torch import nn
 
-from imitation.models.cnn import Backbone
+from imitation.models.cnn import BUILTIN_BACKBONES, Backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,7 +44,7 @@ def import_timm(name: str) -> Any:
         raise MissingExtraError(
             f"backbone {name!r} comes from timm, which is not installed; "
             'install it with: pip install "gta5drive[timm]" '
-            "(or pick a built-in backbone: pilotnet, pilotnet_fine, resnet_small)"
+            f"(or pick a built-in backbone: {', '.join(BUILTIN_BACKBONES)})"
         ) from exc
     return timm
 
