@@ -292,13 +292,27 @@ def collect_demonstrations(
     )
 
 
+def demo_model_config(config: DemoConfig) -> Any:
+    """The demo's `ModelConfig`: backbone, input size, widths, frame stack, speed and outputs."""
+    from imitation.models import ModelConfig, default_outputs
+
+    return ModelConfig(
+        backbone=config.backbone,
+        image_size=config.image_size,
+        dense=config.dense,
+        measurements=config.measurements,
+        frame_stack=config.frame_stack,
+        speed=config.speed_input,
+        outputs=default_outputs(config.outputs),
+    )
+
+
 def demo_train_config(
     config: DemoConfig, store: Any, *, steps: int | None = None, progress: bool = True
 ) -> Any:
     """The `TrainConfig` for ``store`` (its last town held out for validation), ``steps``
     optimiser steps (default ``config.train_steps``; a DAgger retraining passes its own)."""
     from imitation.buffer import BufferConfig
-    from imitation.models import ModelConfig, default_outputs
     from imitation.train import AugmentConfig, TrainConfig
 
     steps = config.train_steps if steps is None else steps
@@ -311,15 +325,7 @@ def demo_train_config(
     n_train = min(int(train[np.asarray(idx)].sum()) for idx in groups.values())
     capacity = min(25_000, int(n_train * 0.9))
     return TrainConfig(
-        model=ModelConfig(
-            backbone=config.backbone,
-            image_size=config.image_size,
-            dense=config.dense,
-            measurements=config.measurements,
-            frame_stack=config.frame_stack,
-            speed=config.speed_input,
-            outputs=default_outputs(config.outputs),
-        ),
+        model=demo_model_config(config),
         steps=steps,
         batch_size=config.batch_size,
         lr=config.lr,

@@ -61,16 +61,17 @@ def collect_run(
 
 
 def demo_model_driver(root: Path) -> Any:
-    """A factory of the demo's model (PilotNet 45x80, measurement encoder), untrained: what a
-    DAgger round runs per step, for its cost."""
+    """A factory of the demo's model (`agents.demo.demo_model_config`: PilotNet 45x80 with the
+    measurement encoder), untrained: what a DAgger round runs per step, for its cost."""
     import torch
 
     from agents.bc import BCAgent
+    from agents.demo import DemoConfig, demo_model_config
     from imitation.checkpoint import save_checkpoint
-    from imitation.models import ModelConfig, model_from_config
+    from imitation.models import model_from_config
 
     torch.manual_seed(0)
-    model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128, measurements=64)
+    model = demo_model_config(DemoConfig())
     path = save_checkpoint(root / "model.safetensors", model=model_from_config(model), step=0)
     return functools.partial(BCAgent.from_checkpoint, path)
 
