@@ -17,8 +17,8 @@ Mapping
 - ``actions``: the labels, in the env's action space.
 - ``rewards`` are 0 (stores keep no reward), ``terminations`` False, ``truncations`` True on the
   last step.
-- ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id`` per step, so that
-  :func:`load_minari_batch` restores every non-frame field. Cinematic frames are not exported.
+- ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id``, ``light`` per
+  step, so that :func:`load_minari_batch` restores every non-frame field. Cinematic frames are not exported.
 - Frames are stored losslessly (Minari's JPEG encoding is turned off) and every array is
   gzip-compressed in the HDF5 file (Minari writes it uncompressed; :func:`export_minari`
   repacks it once at the end, which h5py reads back transparently).
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from imitation.sample import Batch
+from imitation.sample import LIGHT_UNKNOWN, Batch
 
 __all__ = ["env_spec_for", "export_minari", "load_minari", "load_minari_batch", "minari_spaces"]
 
@@ -150,6 +150,7 @@ def _episode_buffer(batch: Batch) -> Any:
             "step": with_final(batch["step"]),
             "episode_id": with_final(batch["episode_id"]),
             "town_id": with_final(batch["town_id"]),
+            "light": with_final(batch["light"]),
         },
     }
     return EpisodeBuffer(**fields)
@@ -359,6 +360,7 @@ def load_minari_batch(dataset: Any) -> Batch:
                 "step": info("step", np.arange(t)).astype(np.int64),
                 "episode_id": info("episode_id", np.full(t, ep.id)).astype(np.int64),
                 "town_id": info("town_id", np.zeros(t)).astype(np.int64),
+                "light": info("light", np.full(t, LIGHT_UNKNOWN)).astype(np.int8),
             }
         )
     if not parts:

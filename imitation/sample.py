@@ -21,7 +21,14 @@ key                    dtype        shape           meaning
 ``step``               int64        (B,)            step index in the episode
 ``episode_id``         int64        (B,)            episode the sample belongs to
 ``town_id``            int64        (B,)            town (map seed) the sample was recorded in
+``light``              int8         (B,)            the traffic light ahead (:data:`LIGHT_CLASSES`)
 =====================  ===========  ==============  ==============================================
+
+``light`` is a training-only label (an auxiliary target that teaches a model's camera encoder to
+read the signal; the model never gets it as an input): the state of the light governing the car's
+lane when its stop line is less than :data:`LIGHT_RANGE` metres ahead, else ``LIGHT_NONE``, and
+``LIGHT_UNKNOWN`` (-1) where it was not recorded (older stores, the game). It is the one optional
+key: batches without it are valid, and readers fill it with ``LIGHT_UNKNOWN``.
 """
 
 from __future__ import annotations
@@ -47,8 +54,16 @@ BATCH_DTYPES: dict[str, np.dtype[Any]] = {
     "step": np.dtype(np.int64),
     "episode_id": np.dtype(np.int64),
     "town_id": np.dtype(np.int64),
+    "light": np.dtype(np.int8),
 }
 """The dtype of every batch key."""
+
+LIGHT_CLASSES: tuple[str, ...] = ("green", "amber", "red", "none")
+"""The ``light`` label's classes, by code (``none``: no signalised stop line within range)."""
+LIGHT_NONE = 3
+LIGHT_UNKNOWN = -1
+LIGHT_RANGE = 40.0
+"""Metres to the stop line within which a light counts as governing the car (``light`` label)."""
 
 SCALAR_KEYS: tuple[str, ...] = (
     "action",
@@ -59,8 +74,12 @@ SCALAR_KEYS: tuple[str, ...] = (
     "step",
     "episode_id",
     "town_id",
+    "light",
 )
 """Batch keys that are not frames (small, fixed-size per sample)."""
+
+OPTIONAL_DEFAULTS: dict[str, int] = {"light": LIGHT_UNKNOWN}
+"""Scalar keys a batch (or a stored chunk) may lack, and the value that stands in for them."""
 
 SCALAR_SHAPES: dict[str, tuple[int, ...]] = {
     "action": (2,),
@@ -71,8 +90,22 @@ SCALAR_SHAPES: dict[str, tuple[int, ...]] = {
     "step": (),
     "episode_id": (),
     "town_id": (),
+    "light": (),
 }
 """Per-sample shape of every non-frame batch key."""
+
+
+def light_label(info: Mapping[str, Any]) -> int:
+    """The ``light`` label of an env step's ``info``: its ``traffic_light`` state when
+    ``stop_line_distance`` is within :data:`LIGHT_RANGE`, ``LIGHT_NONE`` when no light governs the
+    lane there, ``LIGHT_UNKNOWN`` when the env reports no lights (the game, ``traffic_lights``
+    off)."""
+    if "traffic_light" not in info:
+        return LIGHT_UNKNOWN
+    state, distance = info["traffic_light"], info.get("stop_line_distance")
+    if state is None or distance is None or not -2.0 < float(distance) < LIGHT_RANGE:
+        return LIGHT_NONE
+    return LIGHT_CLASSES.index(state)
 
 
 def _check_frame(name: str, frame: Any) -> np.ndarray:
@@ -144,6 +177,8 @@ class Sample:
         step: Step index within the episode, >= 0.
         episode_id: Episode identifier, >= 0.
         town_id: Town (map seed) identifier, >= 0.
+        light: The traffic light ahead, a :data:`LIGHT_CLASSES` code, or ``LIGHT_UNKNOWN``
+            (-1, the default) when not recorded. A training label, not a model input.
 
     Raises:
         ValueError: Naming the field and what was expected, when a field is invalid.
@@ -159,6 +194,7 @@ class Sample:
     step: int
     episode_id: int
     town_id: int
+    light: int = LIGHT_UNKNOWN
 
     def __post_init__(self) -> None:
         hood = _check_frame("hood", self.hood)
@@ -176,6 +212,11 @@ class Sample:
         step = _check_int("step", self.step, minimum=0)
         episode_id = _check_int("episode_id", self.episode_id, minimum=0)
         town_id = _check_int("town_id", self.town_id, minimum=0)
+        light = _check_int("light", self.light, minimum=LIGHT_UNKNOWN)
+        if light >= len(LIGHT_CLASSES):
+            raise ValueError(
+                f"Sample.light must be -1 (unknown) or a code of {LIGHT_CLASSES}, got {light}"
+            )
         for name, value in (
             ("hood", _readonly(hood)),
             ("cinematic", None if cinematic is None else _readonly(cinematic)),
@@ -187,6 +228,7 @@ class Sample:
             ("step", step),
             ("episode_id", episode_id),
             ("town_id", town_id),
+            ("light", light),
         ):
             object.__setattr__(self, name, value)
 
@@ -211,6 +253,7 @@ class Sample:
             and self.step == other.step
             and self.episode_id == other.episode_id
             and self.town_id == other.town_id
+            and self.light == other.light
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -271,6 +314,7 @@ def stack_samples(samples: Sequence[Sample]) -> Batch:
     batch["step"] = np.array([s.step for s in samples], dtype=np.int64)
     batch["episode_id"] = np.array([s.episode_id for s in samples], dtype=np.int64)
     batch["town_id"] = np.array([s.town_id for s in samples], dtype=np.int64)
+    batch["light"] = np.array([s.light for s in samples], dtype=np.int8)
     return batch
 
 
@@ -290,7 +334,7 @@ def check_batch(batch: Mapping[str, np.ndarray]) -> None:
     Raises:
         ValueError: Naming the key and what was expected.
     """
-    required = ("hood", *SCALAR_KEYS)
+    required = ("hood", *(k for k in SCALAR_KEYS if k not in OPTIONAL_DEFAULTS))
     for key in required:
         if key not in batch:
             raise ValueError(f"batch is missing key {key!r}; expected keys {list(BATCH_DTYPES)}")
@@ -321,6 +365,7 @@ def unstack_batch(batch: Mapping[str, np.ndarray]) -> list[Sample]:
     """
     n = batch_size(batch)
     cin = batch.get("cinematic")
+    light = batch.get("light")
     return [
         Sample(
             hood=batch["hood"][i],
@@ -333,6 +378,7 @@ def unstack_batch(batch: Mapping[str, np.ndarray]) -> list[Sample]:
             step=int(batch["step"][i]),
             episode_id=int(batch["episode_id"][i]),
             town_id=int(batch["town_id"][i]),
+            light=LIGHT_UNKNOWN if light is None else int(light[i]),
         )
         for i in range(n)
     ]

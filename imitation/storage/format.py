@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from imitation.sample import BATCH_DTYPES, SCALAR_KEYS, SCALAR_SHAPES
+from imitation.sample import BATCH_DTYPES, OPTIONAL_DEFAULTS, SCALAR_KEYS, SCALAR_SHAPES
 
 __all__ = [
     "CHUNK_SUFFIX",
@@ -185,7 +185,8 @@ def encode_chunk(
     Args:
         hood_blobs: Compressed hood frames, one per sample.
         cin_blobs: Compressed cinematic frames, or None when the store has none.
-        meta: One array per :data:`META_FIELDS` key, ``(n, *shape)``.
+        meta: One array per :data:`META_FIELDS` key, ``(n, *shape)`` (an optional key that is
+            missing is written as its default).
         header: JSON-able header fields (format, codec, shapes, writer id, ...); ``n``,
             ``frames_crc32`` and ``fields`` are added.
 
@@ -215,7 +216,10 @@ def encode_chunk(
     fields = []
     rel = 0
     for key, dtype, shape in META_FIELDS:
-        arr = np.ascontiguousarray(meta[key], dtype=dtype.newbyteorder("<"))
+        value = meta[key] if key in meta or key not in OPTIONAL_DEFAULTS else None
+        if value is None:
+            value = np.full((n, *shape), OPTIONAL_DEFAULTS[key], dtype)
+        arr = np.ascontiguousarray(value, dtype=dtype.newbyteorder("<"))
         if arr.shape != (n, *shape):
             raise ValueError(f"chunk field {key!r} has shape {arr.shape}, expected {(n, *shape)}")
         arrays.append((key, arr))
@@ -380,6 +384,8 @@ def _decode_arrays(footer: bytes, trailer: Trailer, header: dict[str, Any]) -> F
         arrays[key] = arr.reshape(shape)
     for key, dtype, shape in META_FIELDS:
         got = arrays.get(key)
+        if got is None and key in OPTIONAL_DEFAULTS:  # a chunk written before the key existed
+            got = np.full((n, *shape), OPTIONAL_DEFAULTS[key], dtype)
         if got is None or got.shape != (n, *shape):
             raise ChunkFormatError(f"field {key!r} missing or of the wrong shape")
         arrays[key] = got.astype(dtype)  # native byte order, owns its memory

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from imitation.balance import SIGNED_V2, BalancerV3
 from imitation.noise import ActionNoise, NoiseConfig, OutputNoise
 from imitation.record import Recorder
+from imitation.sample import LIGHT_CLASSES, LIGHT_NONE
 from imitation.storage import SampleStore, SampleWriter, StorageConfig
 
 FAST = StorageConfig(chunk_samples=32, fsync=False)
@@ -152,3 +153,22 @@ def test_round_trip_from_the_embedded_world(tmp_path: Path) -> None:
     assert store.hood_shape == (36, 64, 3)
     np.testing.assert_array_equal(store.column("step"), np.arange(90))
     assert store.column("speed").max() > 0.5  # the expert drove off
+
+
+def test_the_light_ahead_is_recorded_as_a_label(tmp_path: Path) -> None:
+    import gta_env  # noqa: F401
+
+    env = gym.make(
+        "GTA5Drive-v0", backend="sim", hood_size=(36, 64), traffic=2, pedestrians=4
+    )  # traffic lights are on by default; town 6's route meets a red light early
+    try:
+        with SampleWriter(tmp_path, config=FAST) as writer:
+            Recorder(env, writer=writer).record_episode(
+                town_seed=6, episode_id=0, seed=0, max_steps=450
+            )
+    finally:
+        env.close()
+    light = SampleStore(tmp_path).column("light")
+    counts = np.bincount(light, minlength=len(LIGHT_CLASSES))
+    assert light.min() >= 0  # every sample has a label: the sim reports its lights
+    assert counts[LIGHT_CLASSES.index("red")] > 50 and counts[LIGHT_NONE] > 50, counts

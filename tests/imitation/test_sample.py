@@ -9,9 +9,13 @@ import pytest
 
 from imitation.sample import (
     BATCH_DTYPES,
+    LIGHT_NONE,
+    LIGHT_RANGE,
+    LIGHT_UNKNOWN,
     Sample,
     batch_size,
     check_batch,
+    light_label,
     stack_samples,
     unstack_batch,
 )
@@ -74,6 +78,9 @@ def test_equality_is_bitwise() -> None:
         ("step", -1, "Sample.step must be >= 0"),
         ("episode_id", True, "Sample.episode_id must be an integer"),
         ("town_id", -3, "Sample.town_id must be >= 0"),
+        ("light", 4, "Sample.light must be -1"),
+        ("light", -2, "Sample.light must be >= -1"),
+        ("light", "red", "Sample.light must be an integer"),
     ],
 )
 def test_invalid_field_is_named(field: str, value: Any, message: str) -> None:
@@ -91,7 +98,7 @@ def test_stack_has_the_documented_dtypes_and_shapes() -> None:
     assert batch["executed_action"].shape == (5, 2)
     assert batch["speed"].shape == (5, 1)
     assert batch["purpose"].shape == (5, 3)
-    for key in ("time", "step", "episode_id", "town_id"):
+    for key in ("time", "step", "episode_id", "town_id", "light"):
         assert batch[key].shape == (5,)
     assert batch_size(batch) == 5
     np.testing.assert_array_equal(batch["step"], np.arange(5))
@@ -126,3 +133,24 @@ def test_check_batch_names_the_bad_key() -> None:
         check_batch(missing)
     with pytest.raises(ValueError, match="unknown keys"):
         check_batch(dict(batch, extra=batch["step"]))
+
+
+def test_light_label_follows_the_env_info() -> None:
+    assert light_label({}) == LIGHT_UNKNOWN  # an env without lights (the game)
+    assert light_label({"traffic_light": None, "stop_line_distance": float("inf")}) == LIGHT_NONE
+    assert light_label({"traffic_light": "red", "stop_line_distance": 12.0}) == 2
+    assert light_label({"traffic_light": "green", "stop_line_distance": 0.5}) == 0
+    assert light_label({"traffic_light": "amber", "stop_line_distance": 30.0}) == 1
+    far = {"traffic_light": "red", "stop_line_distance": LIGHT_RANGE + 1.0}
+    assert light_label(far) == LIGHT_NONE
+
+
+def test_light_is_optional_in_batches_and_round_trips() -> None:
+    samples = [make_sample(i, light=i % 4) for i in range(4)]
+    batch = stack_samples(samples)
+    assert batch["light"].tolist() == [0, 1, 2, 3]
+    assert unstack_batch(batch) == samples
+    del batch["light"]
+    check_batch(batch)  # still a valid batch
+    assert [s.light for s in unstack_batch(batch)] == [LIGHT_UNKNOWN] * 4
+    assert make_sample(0, light=2) != make_sample(0)
