@@ -159,6 +159,9 @@ class DemoConfig:
         speed_input: feed the speed to the model (with it, a learner can copy "standing
             still" from the speed alone: the inertia problem of behaviour cloning).
         measurements: width of the model's measurement encoder (purpose and speed; 0: raw).
+        light_head: weight of the model's auxiliary traffic-light loss (a head that reads the
+            light ahead from the camera features, trained on the recorded ``light`` label; 0:
+            no such head).
         outputs: the kind of each output, ``(throttle_brake, steering)``: ``"regression"`` or
             ``"classification"`` (21 bins; the most likely bin drives, where regression
             would average "brake" and "go" into a standstill).
@@ -201,6 +204,7 @@ class DemoConfig:
     frame_stack: int = 1
     speed_input: bool = True
     measurements: int = 64
+    light_head: float = 0.0
     outputs: tuple[str, str] = ("regression", "regression")
     train_steps: int = 3000
     dagger_rounds: int = 1
@@ -303,6 +307,7 @@ def demo_model_config(config: DemoConfig) -> Any:
         measurements=config.measurements,
         frame_stack=config.frame_stack,
         speed=config.speed_input,
+        light_head=config.light_head,
         outputs=default_outputs(config.outputs),
     )
 

@@ -15,6 +15,13 @@ Inputs (a dict of tensors, as the wrapped env observes them, batched):
 
 The forward pass returns raw outputs by name; :meth:`DrivingModel.decode` turns them into actions
 and :meth:`DrivingModel.loss` scores them against labels.
+
+An optional **auxiliary head** (``ModelConfig.light_head`` > 0) classifies the traffic light ahead
+from the hood camera's features alone (:data:`~imitation.sample.LIGHT_CLASSES`, trained on the
+samples' ``light`` label): a training signal that makes the encoder read a signal head a few
+pixels wide, which the driving loss alone hardly rewards (one lamp's colour decides "wait" or
+"go" in a few percent of the frames). Its logits are ``raw["aux_light"]``; nothing at inference
+uses them, and the model never gets the label as an input.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from imitation.models.cnn import BUILTIN_BACKBONES, Backbone
@@ -35,9 +43,11 @@ from imitation.models.timm_backbone import (
     TimmBackbone,
     load_local_weights,
 )
+from imitation.sample import LIGHT_CLASSES, LIGHT_UNKNOWN
 from wrappers.preprocessing import Preprocessing
 
 __all__ = [
+    "AUX_LIGHT",
     "ModelConfig",
     "DrivingModel",
     "OutputSpec",
@@ -50,6 +60,8 @@ __all__ = [
 ]
 
 ACTION_NAMES = ("throttle_brake", "steering")
+AUX_LIGHT = "aux_light"
+"""Key of the auxiliary light head's logits in the forward output."""
 
 
 def default_outputs(kinds: Sequence[str] = ("regression", "regression")) -> tuple[OutputSpec, ...]:
@@ -84,6 +96,9 @@ class ModelConfig:
             learning; 0 concatenates them raw. A raw speed is one input among hundreds of image
             features and is easily ignored; encoded, it weighs as much as the picture, so the
             model can tell a standing start from a slow-down.
+        light_head: weight of the auxiliary traffic-light loss (cross-entropy of a small head
+            on the hood features against the samples' ``light`` label; samples without one are
+            ignored); 0 = no such head.
     """
 
     backbone: str = "pilotnet"
@@ -101,6 +116,7 @@ class ModelConfig:
     pretrained: str | None = None
     speed_scale: float = 30.0
     measurements: int = 0
+    light_head: float = 0.0
 
     def __post_init__(self) -> None:
         outputs = tuple(o if isinstance(o, OutputSpec) else OutputSpec(**o) for o in self.outputs)
@@ -117,6 +133,10 @@ class ModelConfig:
             raise ValueError("dense must be >= 8, head_layers >= 1 and dropout in [0, 1)")
         if self.measurements < 0 or (self.measurements and not (self.purpose or self.speed)):
             raise ValueError("measurements must be >= 0 and needs the purpose or speed input")
+        if not self.light_head >= 0.0:
+            raise ValueError(f"light_head must be a weight >= 0, got {self.light_head}")
+        if AUX_LIGHT in names:
+            raise ValueError(f"the output name {AUX_LIGHT!r} is reserved for the light head")
         # Validates sizes, frame_stack and history.
         self.preprocessing()
 
@@ -257,6 +277,13 @@ class DrivingModel(nn.Module):
         self.common = nn.Sequential(
             nn.Dropout(config.dropout), nn.Linear(width, config.dense), nn.ELU(inplace=True)
         )
+        self.light: nn.Module | None = None
+        if config.light_head:
+            self.light = nn.Sequential(
+                nn.Linear(self.hood.num_features, 64),
+                nn.ELU(inplace=True),
+                nn.Linear(64, len(LIGHT_CLASSES)),
+            )
         self.heads = nn.ModuleDict(
             {
                 o.name: OutputHead(
@@ -305,8 +332,10 @@ class DrivingModel(nn.Module):
         return maps
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Raw outputs by name: ``(B, 1)`` tanh values or ``(B, classes)`` logits."""
+        """Raw outputs by name: ``(B, 1)`` tanh values or ``(B, classes)`` logits (and the light
+        head's logits as ``aux_light``)."""
         parts = [self.hood(self.image(inputs["hood"]))]
+        aux = {} if self.light is None else {AUX_LIGHT: self.light(parts[0])}
         if self.cinematic is not None:
             if "cinematic" not in inputs:
                 raise KeyError("this is a dual-backbone model: inputs need a 'cinematic' camera")
@@ -326,7 +355,7 @@ class DrivingModel(nn.Module):
             parts.append(inputs["prev_action"].float())
         dtype = parts[0].dtype
         x = self.common(torch.cat([p.to(dtype) for p in parts], dim=1))
-        return {name: head(x) for name, head in self.heads.items()}
+        return {**{name: head(x) for name, head in self.heads.items()}, **aux}
 
     def _prev(self, prev_action: torch.Tensor | None, i: int) -> torch.Tensor | None:
         return None if prev_action is None else prev_action[:, i]
@@ -348,6 +377,7 @@ class DrivingModel(nn.Module):
         *,
         prev_action: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        light: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted loss and per-output losses.
 
@@ -356,9 +386,11 @@ class DrivingModel(nn.Module):
             target: labels ``(B, A)``.
             prev_action: previous executed actions ``(B, A)`` (delta outputs).
             mask: ``(B, A)`` 0/1: which outputs each sample trains (per-output buffers).
+            light: the samples' ``light`` labels ``(B,)`` for the light head (``-1``: none);
+                without them the head adds nothing.
 
         Returns:
-            (total loss, {output name: mean loss}).
+            (total loss, {output name (and ``aux_light``): mean loss}).
         """
         total = torch.zeros((), device=target.device)
         parts: dict[str, torch.Tensor] = {}
@@ -371,6 +403,13 @@ class DrivingModel(nn.Module):
                 value = per.mean()
             parts[o.name] = value
             total = total + o.weight * value
+        if self.light is not None and light is not None:
+            per = F.cross_entropy(
+                raw[AUX_LIGHT].float(), light.long(), ignore_index=LIGHT_UNKNOWN, reduction="sum"
+            )
+            value = per / (light != LIGHT_UNKNOWN).sum().clamp(min=1)
+            parts[AUX_LIGHT] = value
+            total = total + self.config.light_head * value
         return total, parts
 
     def dummy_inputs(

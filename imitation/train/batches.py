@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from imitation.buffer import STORAGE_INDEX, BufferSet, Store
+from imitation.sample import LIGHT_UNKNOWN
 from imitation.train.augment import augment_batch, augment_frames, draw_augment_params, flip_labels
 from imitation.train.config import TrainConfig
 from wrappers.frame_stack import stack_channels
@@ -27,6 +28,8 @@ from wrappers.preprocessing import Preprocessing
 
 __all__ = ["META_COLUMNS", "BackgroundLoader", "BatchMaker", "MetaTable", "Prepared"]
 
+AUX_LABELS = ("light",)
+"""Batch keys that only auxiliary heads' losses read (never model inputs)."""
 META_COLUMNS = ("action", "executed_action", "speed", "purpose", "step", "episode_id", "town_id")
 
 
@@ -98,6 +101,8 @@ class Prepared:
     buffer_stats: dict[str, float]
     buffer_state: dict[str, np.ndarray] | None
     samples: int
+    labels: dict[str, torch.Tensor]
+    """Targets of auxiliary heads by name (``light``), for :meth:`DrivingModel.loss`."""
     augment: dict[str, torch.Tensor] | None = None
     """Frame augmentation still to apply on the device (``augment_on="device"``)."""
 
@@ -182,6 +187,12 @@ class BatchMaker:
         }
         if "executed_action" in batch:
             out["executed_action"] = batch["executed_action"].astype(np.float32).copy()
+        if cfg.light_head:
+            light = batch.get("light")
+            n = len(out["action"])
+            out["light"] = (
+                np.full(n, LIGHT_UNKNOWN, np.int64) if light is None else light.astype(np.int64)
+            )
         needs_context = pre.frame_stack > 1 or pre.history or pre.prev_action
         if needs_context and not from_store:
             have = {"history"} if pre.history else set()
@@ -226,8 +237,8 @@ class BatchMaker:
 
     def to_tensors(
         self, prepared: dict[str, np.ndarray], device: torch.device
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Numpy batch → model inputs and target on ``device``."""
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+        """Numpy batch → model inputs, target and auxiliary labels on ``device``."""
         pin = device.type == "cuda"
         keys = [*self.pre.camera_keys, "purpose", "speed"]
         keys += ["history"] * bool(self.pre.history) + ["prev_action"] * self.pre.prev_action
@@ -236,7 +247,12 @@ class BatchMaker:
             t = torch.from_numpy(np.ascontiguousarray(prepared[key]))
             inputs[key] = (t.pin_memory() if pin else t).to(device, non_blocking=pin)
         target = torch.from_numpy(prepared["action"]).to(device, non_blocking=pin)
-        return inputs, target
+        labels = {
+            key: torch.from_numpy(prepared[key]).to(device, non_blocking=pin)
+            for key in AUX_LABELS
+            if key in prepared
+        }
+        return inputs, target, labels
 
     def make(self, step: int, device: torch.device, *, augment_on_device: bool = False) -> Prepared:
         """Refill, draw, add context, augment, convert: the batch of ``step``.
@@ -266,7 +282,7 @@ class BatchMaker:
                     steering=self.steering,
                     camera_keys=self.pre.camera_keys,
                 )
-        inputs, target = self.to_tensors(prepared, device)
+        inputs, target, labels = self.to_tensors(prepared, device)
         mask_t = torch.from_numpy(mask).to(device) if self.buffers.per_output else None
         return Prepared(
             step=step,
@@ -276,6 +292,7 @@ class BatchMaker:
             buffer_stats=self.buffers.stats(),
             buffer_state=snapshot,
             samples=len(target),
+            labels=labels,
             augment=pending,
         )
 

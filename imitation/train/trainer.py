@@ -22,7 +22,8 @@ import torch
 from imitation.buffer import STORAGE_INDEX, BufferSet, Store
 from imitation.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from imitation.convcam import convcam
-from imitation.models import DrivingModel, model_from_config, without_pretrained
+from imitation.models import AUX_LIGHT, DrivingModel, model_from_config, without_pretrained
+from imitation.sample import LIGHT_CLASSES
 from imitation.train.batches import BackgroundLoader, BatchMaker, MetaTable, Prepared
 from imitation.train.callbacks import (
     Checkpointing,
@@ -47,6 +48,19 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r} asked for, but CUDA is not available; use --device cpu"
         )
     return device
+
+
+def light_accuracy(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """The light head's recall per class on validation samples that have a label, and their
+    mean (balanced accuracy: most frames have no light ahead, so plain accuracy flatters)."""
+    out: dict[str, float] = {}
+    for code, name in enumerate(LIGHT_CLASSES):
+        hit = truth == code
+        if hit.any():
+            out[f"val/light_recall_{name}"] = float((pred[hit] == code).float().mean())
+    if out:
+        out["val/light_balanced_accuracy"] = sum(out.values()) / len(out)
+    return out
 
 
 def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
@@ -162,7 +176,9 @@ class Trainer:
         )
         self.step = 0
         self.history: list[dict[str, float]] = []
-        self._val_cache: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+        self._val_cache: (
+            tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]] | None
+        ) = None
         self._writer: Any = None
         self._wandb: Any = None
         self._last_state: dict[str, np.ndarray] | None = None
@@ -290,7 +306,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- validation
 
-    def _validation_data(self) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+    def _validation_data(
+        self,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]] | None:
         if self._val_cache is not None:
             return self._val_cache
         store, pool = self.val_store, None
@@ -329,24 +347,28 @@ class Trainer:
         data = self._validation_data()
         if data is None:
             return {}
-        inputs, target = data
+        inputs, target, labels = data
         self.model.eval()
-        preds, losses = [], []
+        preds, losses, lights = [], [], []
         n = len(target)
         for start in range(0, n, self.config.batch_size):
             part = {k: v[start : start + self.config.batch_size] for k, v in inputs.items()}
+            stop = start + len(part["hood"])
+            light = labels["light"][start:stop] if "light" in labels else None
             with self._autocast():
                 raw = self.forward(part)
                 loss, _ = self.model.loss(
-                    raw,
-                    target[start : start + len(part["hood"])],
-                    prev_action=part.get("prev_action"),
+                    raw, target[start:stop], prev_action=part.get("prev_action"), light=light
                 )
             losses.append(float(loss) * len(part["hood"]))
             preds.append(self.model.decode(raw, part.get("prev_action")).float())
+            if AUX_LIGHT in raw:
+                lights.append(raw[AUX_LIGHT].argmax(dim=1))
         self.model.train()
         pred = torch.cat(preds)
         out = {"val/loss": sum(losses) / n, "val/samples": float(n)}
+        if lights:
+            out.update(light_accuracy(torch.cat(lights), labels["light"]))
         for i, o in enumerate(self.config.model.outputs):
             err = pred[:, i] - target[:, i]
             out[f"val/{o.name}_mae"] = float(err.abs().mean())
@@ -372,7 +394,11 @@ class Trainer:
         with self._autocast():
             raw = self.forward(batch.model_inputs())
             loss, parts = self.model.loss(
-                raw, batch.target, prev_action=batch.inputs.get("prev_action"), mask=batch.mask
+                raw,
+                batch.target,
+                prev_action=batch.inputs.get("prev_action"),
+                mask=batch.mask,
+                light=batch.labels.get("light"),
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from imitation.models import (
+    AUX_LIGHT,
     DrivingModel,
     ModelConfig,
     OutputSpec,
@@ -16,6 +18,7 @@ from imitation.models import (
     head_widths,
     list_models,
 )
+from imitation.sample import LIGHT_CLASSES, LIGHT_UNKNOWN
 
 SIZE = (36, 64)
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -150,3 +153,42 @@ def test_measurement_encoder_makes_speed_matter():
     assert not torch.allclose(a, b)
     with pytest.raises(ValueError, match="measurements"):
         build_model("pilotnet", measurements=16, purpose=False, speed=False)
+
+
+def test_light_head_learns_from_labelled_samples_only() -> None:
+    torch.manual_seed(0)
+    model = build_model("pilotnet", image_size=SIZE, dense=64, light_head=0.5)
+    inputs = model.dummy_inputs(3, generator=torch.Generator().manual_seed(0))
+    raw = model(inputs)
+    assert raw[AUX_LIGHT].shape == (3, len(LIGHT_CLASSES))
+    assert model.decode(raw).shape == (3, 2)  # the head does not drive
+    target = torch.zeros(3, 2)
+    driving, parts = model.loss(raw, target)
+    assert AUX_LIGHT not in parts  # no labels, no auxiliary loss
+    light = torch.tensor([2, LIGHT_UNKNOWN, 0])
+    total, parts = model.loss(raw, target, light=light)
+    expected = F.cross_entropy(raw[AUX_LIGHT][[0, 2]], light[[0, 2]])
+    torch.testing.assert_close(parts[AUX_LIGHT], expected)
+    torch.testing.assert_close(total, driving + 0.5 * expected)
+    unknown, parts = model.loss(raw, target, light=torch.full((3,), LIGHT_UNKNOWN))
+    assert float(parts[AUX_LIGHT].detach()) == 0.0
+    # The auxiliary loss alone trains the camera encoder.
+    model.zero_grad()
+    parts_only = model.loss(model(inputs), target, light=light)[1][AUX_LIGHT]
+    parts_only.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.hood.parameters())
+
+
+def test_light_head_config_round_trips_and_is_checked() -> None:
+    config = ModelConfig(light_head=0.25)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    assert (
+        ModelConfig.from_dict(
+            {k: v for k, v in config.to_dict().items() if k != "light_head"}
+        ).light_head
+        == 0.0
+    )
+    with pytest.raises(ValueError, match="light_head must be a weight >= 0"):
+        ModelConfig(light_head=-1.0)
+    with pytest.raises(ValueError, match="reserved for the light head"):
+        ModelConfig(outputs=(OutputSpec(name="aux_light"), OutputSpec(name="steering")))

@@ -302,3 +302,40 @@ def test_timm_backbone_trains_through_the_trainer(
     obs["hood"] = policy.preprocessing.frames(one["hood"])[0]  # resized as the wrappers would
     action = policy.predict(obs)
     assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+
+
+class LampStore(ColumnStore):
+    """ColumnStore's frames with a 2×2 lamp somewhere in the top half: red, green or none (the
+    ``light`` label; a tenth of the samples unlabelled). Steering still follows the column."""
+
+    def __init__(self, n: int = 2000, seed: int = 1) -> None:
+        super().__init__(n, seed)
+        rng = np.random.default_rng(seed)
+        light = rng.choice([0, 2, 3], n).astype(np.int8)
+        y, x = rng.integers(0, H // 2 - 2, n), rng.integers(0, W - 2, n)
+        hood = self.data["hood"]
+        for i in np.flatnonzero(light != 3):
+            hood[i, y[i] : y[i] + 2, x[i] : x[i] + 2] = (
+                (40, 255, 110)
+                if light[i] == 0
+                else (
+                    255,
+                    38,
+                    24,
+                )
+            )
+        light[rng.random(n) < 0.1] = -1
+        self.data["light"] = light
+
+
+def test_light_head_learns_to_read_a_lamp(tmp_path: Path) -> None:
+    model = ModelConfig(backbone="pilotnet", image_size=(H, W), dense=64, light_head=1.0)
+    cfg = small_config(model=model, steps=250, augment=AugmentConfig(flip=0.0))
+    trainer = Trainer(config=cfg, store=LampStore(), out_dir=tmp_path)
+    before = trainer.validate()
+    val = trainer.train()
+    trainer.close()
+    assert before["val/light_balanced_accuracy"] < 0.6  # untrained: about a third
+    assert val["val/light_balanced_accuracy"] > 0.9, val
+    assert {"val/light_recall_red", "val/light_recall_green", "val/light_recall_none"} <= set(val)
+    assert any("train/loss_aux_light" in h for h in trainer.history)
