@@ -26,7 +26,10 @@ Protocols (``EvalConfig.protocol``):
 * ``empty``: the same routes with no traffic, no pedestrians, no lights and clear weather, for
   comparison with the project's earlier results.
 
-Also reported: collisions and red lights per km, mean speed, the end reason, autonomy (the
+Also reported: collisions and red lights per km, mean speed, the end reason and where the route
+ended (``end_light``: the light ahead then, if its stop line was within 15 m; ``end_expert_go``:
+whether the expert would have driven on from there, which tells a learner that stood still for no
+reason from one that waited), autonomy (the
 share of the route's game time driven without an unstuck teleport: 1.0 under these
 protocols, which end a route instead), game and wall time, and route-km evaluated per
 wall-minute.
@@ -163,6 +166,8 @@ class RunStats:
     driving_frames: int
     unstucks: int
     mean_speed_kmh: float
+    end_light: str = "none"
+    end_expert_go: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,7 +273,23 @@ def run_route(
         driving_frames=driving,
         unstucks=int(info["unstucks"]),
         mean_speed_kmh=float(np.mean(speeds) * 3.6) if speeds else 0.0,
+        **where_it_ended(info),
     )
+
+
+END_LIGHT_M = 15.0
+"""A light counts as where a route ended when its stop line is this close ahead."""
+
+
+def where_it_ended(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``end_light`` and ``end_expert_go`` of the last step's ``info`` (see the module doc)."""
+    light, distance = info.get("traffic_light"), info.get("stop_line_distance")
+    near = light is not None and distance is not None and float(distance) < END_LIGHT_M
+    expert = info.get("expert_action")
+    return {
+        "end_light": str(light) if near else "none",
+        "end_expert_go": bool(expert is not None and float(expert[0]) > 0.2),
+    }
 
 
 def route_progress(prev: Mapping[str, Any], info: Mapping[str, Any]) -> float:
@@ -428,6 +449,8 @@ class EvalReport:
             "seed",
             "weather",
             "end",
+            "end_light",
+            "end_expert_go",
             "driving_score",
             "route_completion",
             "covered_m",

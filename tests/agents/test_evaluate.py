@@ -21,6 +21,7 @@ from agents.evaluate import (
     parse_seeds,
     run_route,
     score,
+    where_it_ended,
 )
 from tests.agents.helpers import ScriptedAgent, ScriptedInfoEnv
 
@@ -285,3 +286,18 @@ def test_the_expert_completes_a_protocol_route_through_busy_intersections():
     report = evaluate(dict([agent_factory("expert")]), config=EvalConfig(seeds=(1003,)))
     (row,) = report.results["expert"]
     assert row.stats.end == "completed" and row.driving_score == 1.0, row
+
+
+def test_where_a_route_ended_is_told() -> None:
+    waiting = {"traffic_light": "red", "stop_line_distance": 4.0, "expert_action": [-0.5, 0.0]}
+    assert where_it_ended(waiting) == {"end_light": "red", "end_expert_go": False}
+    go = {"traffic_light": "green", "stop_line_distance": 40.0, "expert_action": [1.0, 0.0]}
+    assert where_it_ended(go) == {"end_light": "none", "end_expert_go": True}  # line far away
+    assert where_it_ended({}) == {"end_light": "none", "end_expert_go": False}  # the game
+    # A learner that stands at its start for no reason: blocked where the expert would drive.
+    env = CONFIG.make_env()
+    try:
+        stats = run_route(env, ScriptedAgent([[-1.0, 0.0]]), seed=1000, config=CONFIG)
+    finally:
+        env.close()
+    assert stats.end == "blocked" and stats.end_expert_go
