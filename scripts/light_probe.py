@@ -8,8 +8,11 @@ frames are red, the car waits there), overall and by distance to the stop line.
 
 A variant is ``HxW`` (the hood frame resized with the wrappers' area interpolation, as the
 models see it), optionally ``/s1`` for a first convolution of stride 1 instead of 2, e.g.
-``45x80``, ``45x80/s1``, ``90x160``. It tells whether a driving model can see the light at all
-before one trains it to obey.
+``45x80``, ``45x80/s1``, ``90x160``, or ``/colour`` for no network at all: a hand-written rule
+(the greenest pixel's green excess minus the reddest pixel's red excess in the top two thirds of
+the frame, thresholded where it best separates the training towns). The rule is the floor a probe
+must reach before its failure says the light is invisible rather than that the probe did not
+learn. It tells whether a driving model can see the light at all before one trains it to obey.
 """
 
 from __future__ import annotations
@@ -65,17 +68,48 @@ def probe(
     data: dict[str, np.ndarray], variant: str, test_towns: set[int], steps: int, seed: int
 ) -> dict[str, float]:
     """Train the probe on one input variant; balanced accuracies on the test towns."""
-    import torch
-    from torch import nn
-
     from wrappers.camera import resize_frames
 
     size, _, option = variant.partition("/")
     height, width = (int(v) for v in size.split("x"))
-    stride = 1 if option == "s1" else 2
-    x = torch.from_numpy(resize_frames(data["frames"], (height, width))).permute(0, 3, 1, 2)
-    y = torch.from_numpy(data["green"])
-    test = torch.from_numpy(np.isin(data["town"], sorted(test_towns)))
+    frames = resize_frames(data["frames"], (height, width))
+    is_test = np.isin(data["town"], sorted(test_towns))
+    truth = data["green"][is_test] > 0.5
+    if option == "colour":
+        pred = colour_rule(frames, data["green"] > 0.5, ~is_test)[is_test]
+    else:
+        pred = _cnn(frames, data["green"], is_test, steps, seed, stride=1 if option == "s1" else 2)
+    return _scores(pred, truth, data["distance"][is_test])
+
+
+def colour_rule(frames: np.ndarray, green: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Green (True) where the frame's lamp colour score passes the threshold that gives the
+    best balanced accuracy on the ``fit`` frames (see the module docstring)."""
+    top = frames[:, : 2 * frames.shape[1] // 3].astype(np.int16)
+    r, g, b = top[..., 0], top[..., 1], top[..., 2]
+    n = len(frames)
+    green_excess = (g - np.maximum(r, b)).reshape(n, -1).max(axis=1)
+    red_excess = (r - np.maximum(g, b)).reshape(n, -1).max(axis=1)
+    score = green_excess - red_excess
+    best, threshold = -1.0, 0
+    for t in np.unique(score[fit]):
+        above = score[fit] >= t
+        balanced = (above[green[fit]].mean() + (~above[~green[fit]]).mean()) / 2
+        if balanced > best:
+            best, threshold = balanced, t
+    return score >= threshold
+
+
+def _cnn(
+    frames: np.ndarray, green: np.ndarray, is_test: np.ndarray, steps: int, seed: int, stride: int
+) -> np.ndarray:
+    """A small CNN trained on the frames that are not ``is_test``; its predictions on the rest."""
+    import torch
+    from torch import nn
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    y = torch.from_numpy(green)
+    test = torch.from_numpy(is_test)
     train_idx = torch.nonzero(~test).squeeze(1)
     torch.manual_seed(seed)
     net = nn.Sequential(
@@ -101,9 +135,11 @@ def probe(
         loss.backward()
         opt.step()
     with torch.no_grad():
-        pred = (net(x[test].float() / 255.0).squeeze(1) > 0).numpy()
-    truth = data["green"][test.numpy()] > 0.5
-    dist = data["distance"][test.numpy()]
+        return (net(x[test].float() / 255.0).squeeze(1) > 0).numpy()
+
+
+def _scores(pred: np.ndarray, truth: np.ndarray, dist: np.ndarray) -> dict[str, float]:
+    """Balanced accuracy (overall and by distance) and the recall of each light."""
 
     def recall(mask: np.ndarray, c: bool) -> float:
         hit = mask & (truth == c)
@@ -130,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1200, help="expert steps per town")
     parser.add_argument("--every", type=int, default=3, help="keep every k-th frame")
     parser.add_argument("--train-steps", type=int, default=800)
-    parser.add_argument("--variants", default="45x80,45x80/s1,90x160")
+    parser.add_argument("--variants", default="45x80/colour,45x80,45x80/s1,90x160")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.towns < 4:
