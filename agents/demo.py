@@ -235,10 +235,21 @@ class DemoConfig:
                 "dagger_towns": 1,
                 "dagger_steps": 0,
                 "dagger_train_steps": 1,
+                "frame_stack": 1,
             },
         )
         if self.balance not in SCHEMES:
             raise ValueError(f"DemoConfig.balance={self.balance!r} is not one of {SCHEMES}")
+        import importlib.util
+
+        from imitation.models.cnn import BUILTIN_BACKBONES
+
+        if self.backbone not in BUILTIN_BACKBONES and importlib.util.find_spec("timm") is None:
+            raise ValueError(
+                f"DemoConfig.backbone={self.backbone!r} is not one of {sorted(BUILTIN_BACKBONES)} "
+                '(other names are timm models: pip install "gta5drive[timm]")'
+            )
+        demo_model_config(self)  # the model's own checks (light_head, sizes), before any work
 
     @classmethod
     def quick(cls) -> DemoConfig:

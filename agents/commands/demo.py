@@ -31,16 +31,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(
         p,
         DemoConfig,
-        only=("workers", "purpose_mode", "balance", "dagger_rounds", "seed"),
+        only=(
+            "workers",
+            "purpose_mode",
+            "balance",
+            "towns",
+            "backbone",
+            "frame_stack",
+            "light_head",
+            "train_steps",
+            "dagger_rounds",
+            "dagger_towns",
+            "seed",
+        ),
         names={"purpose_mode": "purpose"},
         choices={"purpose_mode": ("auto", "route", "point"), "balance": SCHEMES},
-        defaults={
-            "workers": None,
-            "purpose_mode": None,
-            "balance": None,
-            "dagger_rounds": None,
-            "seed": None,
-        },
+        defaults=dict.fromkeys(
+            (
+                "workers",
+                "purpose_mode",
+                "balance",
+                "towns",
+                "backbone",
+                "frame_stack",
+                "light_head",
+                "train_steps",
+                "dagger_rounds",
+                "dagger_towns",
+                "seed",
+            )
+        ),
         show_defaults=False,
     )
     p.add_argument("--no-progress", action="store_true")
@@ -57,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
     given = {k: v for k, v in config_kwargs(args, DemoConfig).items() if v is not None}
     if given.get("workers", 1) < 1:
         raise SystemExit("--workers must be >= 1")
-    config = replace(config, **given)
+    try:
+        config = replace(config, **given)
+    except ValueError as exc:  # a bad setting stops here, before anything is collected
+        raise SystemExit(f"gta5drive demo: {exc}") from None
     run_demo(args.out, config=config, progress=not args.no_progress)
     print(f"everything is in {args.out}")
     return 0

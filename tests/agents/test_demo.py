@@ -1,4 +1,4 @@
-"""End to end: ``gta5drive demo --quick``, and issue 5's learning test (both slow)."""
+"""End to end: ``gta5drive demo --quick``, and issue 5's learning test (both slow); bad settings."""
 
 from __future__ import annotations
 
@@ -120,3 +120,19 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     assert after["covered_m"] > before["covered_m"] + 50.0  # the margin: 50 m more of route
     assert after["driving_score"] > before["driving_score"]
     assert np.isfinite(after["driving_score"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--frame-stack", "0"], "frame_stack"),
+        (["--light-head", "-1"], "light_head"),
+        (["--backbone", "pilotnett"], "pilotnett"),
+        (["--towns", "0"], "towns"),
+    ],
+)
+def test_bad_demo_settings_stop_before_any_work(tmp_path: Path, flags, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--quick", "--out", str(tmp_path / "demo"), *flags])
+    assert message in str(exc.value) and str(exc.value).startswith("gta5drive demo:")
+    assert not (tmp_path / "demo").exists()  # nothing was collected
