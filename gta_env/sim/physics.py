@@ -92,7 +92,11 @@ class SolidCells:
         self.origin = (x0, y0)
         width = int(np.ceil((x1 - x0) / self.CELL)) + 1
         height = int(np.ceil((y1 - y0) / self.CELL)) + 1
-        self.grid = np.zeros((width, height), bool)
+        # A border of marked cells all round: `touches` clamps every point onto the grid or
+        # its border, so it needs no test of which points lie inside.
+        self._bordered = np.ones((width + 2, height + 2), bool)
+        self.grid = self._bordered[1:-1, 1:-1]
+        self.grid[:] = False
         for b in boxes:
             hw, hd = b.width / 2 + self.DILATION, b.depth / 2 + self.DILATION
             r = float(np.hypot(hw, hd))
@@ -117,15 +121,16 @@ class SolidCells:
         )
 
     def touches(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per point (any shape): whether a solid may be within reach of it."""
-        finite = np.isfinite(x) & np.isfinite(y)
-        i = np.floor((np.where(finite, x, 0.0) - self.origin[0]) / self.CELL).astype(np.int64)
-        j = np.floor((np.where(finite, y, 0.0) - self.origin[1]) / self.CELL).astype(np.int64)
+        """Per point (any shape): whether a solid may be within reach of it.
+
+        Cell indices are clamped to one beyond the grid's edges, where the border is marked:
+        points outside the town land there, and so do NaNs (``fmax`` and ``fmin`` return the
+        number where the other argument is NaN).
+        """
         w, h = self.grid.shape
-        inside = finite & (i >= 0) & (i < w) & (j >= 0) & (j < h)
-        out = np.ones(np.shape(x), bool)
-        out[inside] = self.grid[i[inside], j[inside]]
-        return out
+        i = np.floor(np.fmin(np.fmax((x - self.origin[0]) / self.CELL, -1.0), w))
+        j = np.floor(np.fmin(np.fmax((y - self.origin[1]) / self.CELL, -1.0), h))
+        return self._bordered[i.astype(np.int64) + 1, j.astype(np.int64) + 1]
 
 
 class Physics:
