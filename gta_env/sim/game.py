@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -588,8 +589,8 @@ class SimGame:
         if self.traffic is None:
             return mine_p, mine_v
         return (
-            np.vstack([self.traffic.positions(), mine_p]),
-            np.vstack([self.traffic.velocities(), mine_v]),
+            np.concatenate((self.traffic.positions(), mine_p)),
+            np.concatenate((self.traffic.velocities(), mine_v)),
         )
 
     def _update_rules(self) -> None:
@@ -704,7 +705,7 @@ class SimGame:
         # Lengths as np.linalg.norm takes them per piece (a dot product: matmul matches it bit
         # for bit where a sum of squares does not).
         length = np.sqrt((d[:, None, :] @ d[:, :, None])[:, 0])
-        n = np.stack([d[:, 1], -d[:, 0]], axis=1) / (length + 1e-9)
+        n = d[:, ::-1] * _TO_RIGHT / (length + 1e-9)  # (dy, -dx): the right-hand normal
         a = pa[:, None, :] + n[:, None, :] * _RAY_OFFSETS  # (pieces, 3, 2)
         b = pb[:, None, :] + n[:, None, :] * _RAY_OFFSETS
         # Only pieces that something could block are cast: a conservative test first (static
@@ -739,23 +740,25 @@ class SimGame:
         """Traffic cars and walkers that might come within reach of a ray ``a -> b``: their
         positions (B, 2) and how close a ray must pass each centre to hit it (B,).
 
-        Every ray lies within ``radius`` of the first piece's start (the distance of the
-        furthest ray end), so a body further than that plus its reach cannot be near one;
-        dropping those first keeps the exact test (the caller's) small. The extra metre keeps
-        rounding from ever dropping a body the exact test keeps.
+        Every ray lies within ``radius`` of the first piece's start (no ray end is further),
+        so a body further than that plus its reach cannot be near one; dropping those first
+        keeps the exact test (the caller's) small. The extra metre keeps rounding from ever
+        dropping a body the exact test keeps.
         """
-        movers = []
+        groups = []
         if self.traffic is not None and self.traffic.count:
-            movers.append((self.traffic.positions(), CAR_REACH))
+            groups.append((self.traffic.positions(), CAR_REACH))
         if self.pedestrians is not None and len(self.pedestrians):
-            movers.append((self.pedestrians.positions(), WALKER_REACH))
-        if not movers:
+            groups.append((self.pedestrians.positions(), WALKER_REACH))
+        if not groups:
             return np.zeros((0, 2)), np.zeros(0)
-        pos = np.concatenate([p for p, _ in movers])
-        reach = np.concatenate([np.full(len(p), r) for p, r in movers])
+        pos = np.concatenate([p for p, _ in groups])
+        reach = np.repeat([r for _, r in groups], [len(p) for p, _ in groups])
         centre = a[0, 1]
-        radius = float(np.sqrt(np.max(np.sum((np.concatenate([a, b]) - centre) ** 2, axis=2))))
-        near = np.hypot(pos[:, 0] - centre[0], pos[:, 1] - centre[1]) < radius + reach + 1.0
+        # No ray end is further from the centre than (its largest |dx|, its largest |dy|).
+        span = np.abs(np.concatenate((a, b)) - centre).max(axis=(0, 1))
+        radius = math.hypot(float(span[0]), float(span[1]))
+        near = np.hypot(pos[:, 0] - centre[0], pos[:, 1] - centre[1]) < reach + (radius + 1.0)
         return pos[near], reach[near]
 
 
@@ -764,6 +767,8 @@ STEP_PIECE = 5.0
 _PIECE_SAMPLES = np.linspace(0.0, 1.0, int(np.ceil(STEP_PIECE / SolidCells.SPACING)) + 1)
 """Fractions along a ray piece where the solid grid is asked (at most a grid spacing apart)."""
 _RAY_OFFSETS = np.array([-0.9, 0.0, 0.9])[None, :, None]
+_TO_RIGHT = np.array([1.0, -1.0])
+"""Signs that turn a reversed direction ``(dy, dx)`` into its right-hand normal ``(dy, -dx)``."""
 """Lateral offsets of a piece's three rays (left edge, centre, right edge), metres."""
 BUMPER_RAY = FRONT - 0.3
 """Where the sweep's first, short piece starts: 0.3 m behind the front bumper, metres from the

@@ -32,8 +32,15 @@ CLEAR_RADIUS = 14.0
 """No vehicle may be this close to a zebra's centre when a walker starts (unsignalised)."""
 CLEAR_TIME = 6.0
 """...nor reach it within this many seconds at its current speed."""
-_SHIRTS = [(200, 40, 40), (40, 90, 200), (230, 200, 40), (240, 240, 240), (40, 160, 80),
-           (220, 110, 30), (150, 60, 170)]
+_SHIRTS = [
+    (200, 40, 40),
+    (40, 90, 200),
+    (230, 200, 40),
+    (240, 240, 240),
+    (40, 160, 80),
+    (220, 110, 30),
+    (150, 60, 170),
+]
 
 
 def walker_mesh(shirt: tuple[int, int, int], light: Lighting, name: str) -> GeomNode:
@@ -97,6 +104,11 @@ class Pedestrians:
             for j, sign in enumerate((-1.0, 1.0)):
                 across = layout.right[self.zebra[i]] * sign
                 self._headings[i, j] = np.degrees(np.arctan2(-across[0], across[1]))
+        # What a walker's position adds to its lateral offset never changes: its zebra's
+        # centre (and the offset along it, added last), the direction across.
+        z = self.zebra
+        self._centre, self._across = layout.zebra[z], layout.right[z]
+        self._along = layout.travel[z] * self.along[:, None]
         self._positions = self._compute_positions()
         self._place_all(np.arange(count))
 
@@ -172,15 +184,7 @@ class Pedestrians:
         return np.where(signalised, phase_ok, free_road)
 
     def _compute_positions(self) -> np.ndarray:
-        layout = self.layout
-        if not len(self.nodes):
-            return np.zeros((0, 2))
-        z = self.zebra
-        return (
-            layout.zebra[z]
-            + layout.right[z] * self.lat[:, None]
-            + layout.travel[z] * self.along[:, None]
-        )
+        return self._centre + self._across * self.lat[:, None] + self._along
 
     def _place_all(self, walkers: np.ndarray) -> None:
         """Move the meshes and bodies of ``walkers`` to their positions."""

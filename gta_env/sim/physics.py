@@ -8,6 +8,7 @@ is detected from the road raster, not by bumping into a kerb.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -301,7 +302,7 @@ class Car:
     @property
     def heading(self) -> float:
         """Heading in radians (0 = +y, counter-clockwise positive)."""
-        return float(np.radians(self.node.getH()))
+        return math.radians(self.node.getH())  # np.radians' product, without an array
 
     @property
     def speed(self) -> float:
