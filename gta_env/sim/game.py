@@ -711,10 +711,7 @@ class SimGame:
         # Only pieces that something could block are cast: a conservative test first (static
         # solids from a grid, moving bodies by their distance to the rays), so the first hit
         # is the one the full sweep finds.
-        maybe = self._may_block(a, b)
-        if not maybe.any():
-            return float("inf")
-        for k in np.flatnonzero(maybe).tolist():
+        for k in self._may_block(a, b).nonzero()[0].tolist():
             for (ax, ay), (bx, by) in zip(a[k].tolist(), b[k].tolist(), strict=True):
                 if physics.ray_hit((ax, ay, 0.7), (bx, by, 0.7)):
                     return starts[k] - s
@@ -731,7 +728,9 @@ class SimGame:
         if len(pos):
             # Distance of every body's centre to every ray, against the body's half-diagonal.
             rx, ry = pos[:, 0] - ax, pos[:, 1] - ay  # (pieces, 3, bodies)
-            t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+            t = np.minimum(
+                np.maximum((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0), 1.0
+            )
             near = np.hypot(rx - t * dx, ry - t * dy) < reach
             maybe |= near.any(axis=(1, 2))
         return maybe

@@ -152,9 +152,9 @@ class Pedestrians:
                 self.side[arrived] = self.direction[arrived]
                 self.lat[arrived] = self.side[arrived] * self.wait_lat
                 self.direction[arrived] = 0.0
-                self.wait[arrived] = self.rng.uniform(4.0, 16.0, int(arrived.sum()))
+                self.wait[arrived] = self.rng.uniform(4.0, 16.0, np.count_nonzero(arrived))
             self._positions = self._compute_positions()
-            self._place_all(np.flatnonzero(walking))
+            self._place_all(walking.nonzero()[0])
         self.occupied[:] = False
         on = self.direction != 0.0
         self.occupied[self.zebra[on]] = True

@@ -108,7 +108,7 @@ class Route:
         abx, aby = self._abx[lo:hi], self._aby[lo:hi]
         t = np.minimum(np.maximum(((x - ax) * abx + (y - ay) * aby) / self._ab2[lo:hi], 0.0), 1.0)
         dist = np.hypot((ax + t * abx) - x, (ay + t * aby) - y)
-        k = int(np.argmin(dist))
+        k = int(dist.argmin())
         self._hint = lo + k
         seg = np.linalg.norm(self._ab[lo + k])
         return lo + k, float(self.s[lo + k] + t[k] * seg), float(dist[k])
@@ -128,7 +128,7 @@ class Route:
         same arithmetic (so the same points bit for bit)."""
         s = np.minimum(np.maximum(s, 0.0), self.length)
         last = len(self.s) - 2
-        i = np.minimum(np.maximum(np.searchsorted(self.s, s, side="right") - 1, 0), last)
+        i = np.minimum(np.maximum(self.s.searchsorted(s, side="right") - 1, 0), last)
         s0, s1 = self.s[i], self.s[i + 1]
         span = s1 - s0
         t = np.where(span > 0, (s - s0) / np.where(span > 0, span, 1.0), 0.0)

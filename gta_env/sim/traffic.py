@@ -318,7 +318,7 @@ class Traffic:
         d = np.hypot(qx - (ax + t * abx), qy - (ay + t * aby))
         d[rows, :, rows] = np.inf  # a car is not in its own way
         hit = np.logical_or.reduce(d < 2.1, axis=2)  # (N, K): any segment within reach
-        gap = np.where(hit.any(axis=1), _AHEAD[np.argmax(hit, axis=1)], np.inf)
+        gap = np.where(np.logical_or.reduce(hit, axis=1), _AHEAD[hit.argmax(axis=1)], np.inf)
 
         target = np.minimum(np.minimum(probed[:, look, 2], probed[:, look + 1, 2]), self.cruise)
         target = np.minimum(target, np.sqrt(2 * 3.0 * np.maximum(gap - 6.0, 0.0)))
@@ -345,9 +345,9 @@ class Traffic:
         self.s = s = s + v * dt
         still = v < 0.2
         self.blocked = np.where(still & ~held_by_light, self.blocked + dt, 0.0)
-        for car in np.flatnonzero(self._lengths - s < 60.0).tolist():
+        for car in (self._lengths - s < 60.0).nonzero()[0].tolist():
             self._extend(car)
-        for car in np.flatnonzero(self.blocked > BLOCKED_RESPAWN_S).tolist():
+        for car in (self.blocked > BLOCKED_RESPAWN_S).nonzero()[0].tolist():
             self._respawn(car, player)
         self._update_poses()
 
@@ -407,7 +407,7 @@ class Traffic:
         pose = np.concatenate((p, np.degrees(heading)[:, None]), axis=1)
         # Only cars that moved are placed again: a pose change costs Bullet a transform update
         # and the scene graph its bounds, and cars queued at a light stand still for seconds.
-        moved = np.flatnonzero((pose != self._placed).any(axis=1))
+        moved = np.logical_or.reduce(pose != self._placed, axis=1).nonzero()[0]
         for k, (x, y, deg) in zip(moved.tolist(), pose[moved].tolist(), strict=True):
             self.nodes[k].setPosHpr(x, y, 0.0, deg, 0.0, 0.0)
         self._placed = pose
