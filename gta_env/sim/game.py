@@ -720,10 +720,11 @@ class SimGame:
     def _may_block(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per piece of rays ``a -> b`` ((pieces, 3, 2) each): whether a ray of it may hit."""
         _, physics = self._require()
+        ab = b - a
+        samples = a[..., None, :] + ab[..., None, :] * _PIECE_SAMPLES[:, None]  # (pieces, 3, S, 2)
+        maybe = np.logical_or.reduce(physics.solid_cells.touches(samples), axis=(1, 2))
         ax, ay = a[..., 0, None], a[..., 1, None]  # (pieces, 3, 1)
-        dx, dy = b[..., 0, None] - ax, b[..., 1, None] - ay
-        f = _PIECE_SAMPLES
-        maybe = np.asarray(physics.solid_cells.touches(ax + dx * f, ay + dy * f).any(axis=(1, 2)))
+        dx, dy = ab[..., 0, None], ab[..., 1, None]
         pos, reach = self._movers_near(a, b)
         if len(pos):
             # Distance of every body's centre to every ray, against the body's half-diagonal.

@@ -91,6 +91,7 @@ class SolidCells:
     def __init__(self, boxes: Iterable[Box], bounds: tuple[float, float, float, float]) -> None:
         x0, y0, x1, y1 = bounds
         self.origin = (x0, y0)
+        self._origin = np.array(self.origin)
         width = int(np.ceil((x1 - x0) / self.CELL)) + 1
         height = int(np.ceil((y1 - y0) / self.CELL)) + 1
         # A border of marked cells all round: `touches` clamps every point onto the grid or
@@ -98,6 +99,7 @@ class SolidCells:
         self._bordered = np.ones((width + 2, height + 2), bool)
         self.grid = self._bordered[1:-1, 1:-1]
         self.grid[:] = False
+        self._shape = np.array(self.grid.shape, np.float64)
         for b in boxes:
             hw, hd = b.width / 2 + self.DILATION, b.depth / 2 + self.DILATION
             r = float(np.hypot(hw, hd))
@@ -121,17 +123,17 @@ class SolidCells:
             int(np.floor((y - self.origin[1]) / self.CELL)),
         )
 
-    def touches(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per point (any shape): whether a solid may be within reach of it.
+    def touches(self, points: np.ndarray) -> np.ndarray:
+        """Per point (``points`` of any shape ``(..., 2)``): whether a solid may be within
+        reach of it.
 
         Cell indices are clamped to one beyond the grid's edges, where the border is marked:
         points outside the town land there, and so do NaNs (``fmax`` and ``fmin`` return the
         number where the other argument is NaN).
         """
-        w, h = self.grid.shape
-        i = np.floor(np.fmin(np.fmax((x - self.origin[0]) / self.CELL, -1.0), w))
-        j = np.floor(np.fmin(np.fmax((y - self.origin[1]) / self.CELL, -1.0), h))
-        return self._bordered[i.astype(np.int64) + 1, j.astype(np.int64) + 1]
+        cell = (points - self._origin) / self.CELL
+        ij = np.floor(np.fmin(np.fmax(cell, -1.0), self._shape)).astype(np.int64) + 1
+        return self._bordered[ij[..., 0], ij[..., 1]]
 
 
 class Physics:
