@@ -146,7 +146,8 @@ class Pedestrians:
             self.direction[start] = -self.side[start]
         walking = self.direction != 0.0
         if walking.any():
-            self.lat[walking] += self.direction[walking] * self.speed[walking] * dt
+            # A waiting walker's direction is 0: its step is 0 and its offset stays as it is.
+            self.lat += self.direction * self.speed * dt
             arrived = walking & (self.lat * self.direction >= self.wait_lat)
             if arrived.any():
                 self.side[arrived] = self.direction[arrived]
