@@ -83,8 +83,9 @@ class Autopilot:
         lookahead = min(max(3.5 + 0.45 * v, 5.0), 14.0)
         target = route.point_at(s + lookahead)
         dx, dy = target[0] - position[0], target[1] - position[1]
-        right = (np.cos(heading), np.sin(heading))
-        forward = (-np.sin(heading), np.cos(heading))
+        cos_h, sin_h = np.cos(heading), np.sin(heading)
+        right = (cos_h, sin_h)
+        forward = (-sin_h, cos_h)
         x_r = dx * right[0] + dy * right[1]
         y_f = dx * forward[0] + dy * forward[1]
         dist2 = max(x_r * x_r + y_f * y_f, 1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ from gta_env.sim.junctions import (
 )
 from gta_env.sim.lamps import CarLights, StreetLights
 from gta_env.sim.pedestrians import PEDESTRIAN_HALF, Pedestrians
-from gta_env.sim.physics import Car, CarSpec, Physics
+from gta_env.sim.physics import Car, CarSpec, Physics, SolidCells
 from gta_env.sim.render import CameraHost, Renderer
 from gta_env.sim.route import Route, build_route, nearest_directed_road
 from gta_env.sim.scene import (
@@ -167,9 +168,7 @@ class SimGame:
         cfg = self.config
         town = generate_town(seed, cfg.town)
         self.town = town
-        layout = JunctionLayout(
-            town, np.random.default_rng([seed, 3]), signals=cfg.traffic_lights
-        )
+        layout = JunctionLayout(town, np.random.default_rng([seed, 3]), signals=cfg.traffic_lights)
         self.layout = layout
         # The rules are asked as soon as the car has a route (below): they must see this
         # town's lights and zebras, not the last town's.
@@ -232,9 +231,7 @@ class SimGame:
         front_before = self._front()
         car.apply(controls)
         if self.traffic is not None:
-            self.traffic.step(
-                car.position, car.heading, states=states, occupied=self._occupied
-            )
+            self.traffic.step(car.position, car.heading, states=states, occupied=self._occupied)
         physics.step(FRAME_DT)
         self._frame += 1
         self._collisions = physics.new_contacts(car.body)
@@ -266,9 +263,7 @@ class SimGame:
             stop_line_distance=self._line_s - self._s - FRONT,
             infractions=self._infractions,
             waiting=self._waiting(),
-            route_length=(
-                self.fixed_route.length - self._fixed_start if self.fixed_route else 0.0
-            ),
+            route_length=(self.fixed_route.length - self._fixed_start if self.fixed_route else 0.0),
             route_covered=self._fixed_covered,
             route_deviation=self._fixed_deviation,
         )
@@ -594,8 +589,8 @@ class SimGame:
         if self.traffic is None:
             return mine_p, mine_v
         return (
-            np.vstack([self.traffic.positions(), mine_p]),
-            np.vstack([self.traffic.velocities(), mine_v]),
+            np.concatenate((self.traffic.positions(), mine_p)),
+            np.concatenate((self.traffic.velocities(), mine_v)),
         )
 
     def _update_rules(self) -> None:
@@ -703,24 +698,20 @@ class SimGame:
         if starts[0] >= s + reach:
             return float("inf")
         starts.insert(0, s + BUMPER_RAY)
-        ends = [*starts[1:], starts[-1] + step]
-        pa = route.points_lerp(np.array(starts))
-        pb = route.points_lerp(np.array(ends))
+        # Each piece ends where the next starts: one lerp serves both ends of every piece.
+        corners = route.points_lerp(np.array([*starts, starts[-1] + step]))
+        pa, pb = corners[:-1], corners[1:]
         d = pb - pa
         # Lengths as np.linalg.norm takes them per piece (a dot product: matmul matches it bit
         # for bit where a sum of squares does not).
         length = np.sqrt((d[:, None, :] @ d[:, :, None])[:, 0])
-        n = np.stack([d[:, 1], -d[:, 0]], axis=1) / (length + 1e-9)
-        offsets = np.array([-0.9, 0.0, 0.9])[None, :, None]
-        a = pa[:, None, :] + n[:, None, :] * offsets  # (pieces, 3, 2)
-        b = pb[:, None, :] + n[:, None, :] * offsets
+        n = d[:, ::-1] * _TO_RIGHT / (length + 1e-9)  # (dy, -dx): the right-hand normal
+        a = pa[:, None, :] + n[:, None, :] * _RAY_OFFSETS  # (pieces, 3, 2)
+        b = pb[:, None, :] + n[:, None, :] * _RAY_OFFSETS
         # Only pieces that something could block are cast: a conservative test first (static
         # solids from a grid, moving bodies by their distance to the rays), so the first hit
         # is the one the full sweep finds.
-        maybe = self._may_block(a, b)
-        if not maybe.any():
-            return float("inf")
-        for k in np.flatnonzero(maybe).tolist():
+        for k in self._may_block(a, b).nonzero()[0].tolist():
             for (ax, ay), (bx, by) in zip(a[k].tolist(), b[k].tolist(), strict=True):
                 if physics.ray_hit((ax, ay, 0.7), (bx, by, 0.7)):
                     return starts[k] - s
@@ -729,28 +720,56 @@ class SimGame:
     def _may_block(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per piece of rays ``a -> b`` ((pieces, 3, 2) each): whether a ray of it may hit."""
         _, physics = self._require()
-        cells = physics.solid_cells
-        samples = int(np.ceil(STEP_PIECE / cells.SPACING)) + 1
-        f = np.linspace(0.0, 1.0, samples)[None, None, :]
+        ab = b - a
+        samples = a[..., None, :] + ab[..., None, :] * _PIECE_SAMPLES[:, None]  # (pieces, 3, S, 2)
+        maybe = np.logical_or.reduce(physics.solid_cells.touches(samples), axis=(1, 2))
         ax, ay = a[..., 0, None], a[..., 1, None]  # (pieces, 3, 1)
-        dx, dy = b[..., 0, None] - ax, b[..., 1, None] - ay
-        maybe = np.asarray(cells.touches(ax + dx * f, ay + dy * f).any(axis=(1, 2)))
-        movers = []
-        if self.traffic is not None and self.traffic.count:
-            movers.append((self.traffic.positions(), CAR_REACH))
-        if self.pedestrians is not None and len(self.pedestrians):
-            movers.append((self.pedestrians.positions(), WALKER_REACH))
-        for pos, reach in movers:
+        dx, dy = ab[..., 0, None], ab[..., 1, None]
+        pos, reach = self._movers_near(a, b)
+        if len(pos):
             # Distance of every body's centre to every ray, against the body's half-diagonal.
             rx, ry = pos[:, 0] - ax, pos[:, 1] - ay  # (pieces, 3, bodies)
-            t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+            t = np.minimum(
+                np.maximum((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0.0), 1.0
+            )
             near = np.hypot(rx - t * dx, ry - t * dy) < reach
             maybe |= near.any(axis=(1, 2))
         return maybe
 
+    def _movers_near(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Traffic cars and walkers that might come within reach of a ray ``a -> b``: their
+        positions (B, 2) and how close a ray must pass each centre to hit it (B,).
+
+        Every ray lies within ``radius`` of the first piece's start (no ray end is further),
+        so a body further than that plus its reach cannot be near one; dropping those first
+        keeps the exact test (the caller's) small. The extra metre keeps rounding from ever
+        dropping a body the exact test keeps.
+        """
+        groups = []
+        if self.traffic is not None and self.traffic.count:
+            groups.append((self.traffic.positions(), CAR_REACH))
+        if self.pedestrians is not None and len(self.pedestrians):
+            groups.append((self.pedestrians.positions(), WALKER_REACH))
+        if not groups:
+            return np.zeros((0, 2)), np.zeros(0)
+        pos = np.concatenate([p for p, _ in groups])
+        reach = np.repeat([r for _, r in groups], [len(p) for p, _ in groups])
+        centre = a[0, 1]
+        # No ray end is further from the centre than (its largest |dx|, its largest |dy|).
+        span = np.abs(np.concatenate((a, b)) - centre).max(axis=(0, 1))
+        radius = math.hypot(float(span[0]), float(span[1]))
+        near = np.hypot(pos[:, 0] - centre[0], pos[:, 1] - centre[1]) < reach + (radius + 1.0)
+        return pos[near], reach[near]
+
 
 STEP_PIECE = 5.0
 """Metres of look-ahead path per piece of the expert's ray sweep."""
+_PIECE_SAMPLES = np.linspace(0.0, 1.0, int(np.ceil(STEP_PIECE / SolidCells.SPACING)) + 1)
+"""Fractions along a ray piece where the solid grid is asked (at most a grid spacing apart)."""
+_RAY_OFFSETS = np.array([-0.9, 0.0, 0.9])[None, :, None]
+_TO_RIGHT = np.array([1.0, -1.0])
+"""Signs that turn a reversed direction ``(dy, dx)`` into its right-hand normal ``(dy, -dx)``."""
+"""Lateral offsets of a piece's three rays (left edge, centre, right edge), metres."""
 BUMPER_RAY = FRONT - 0.3
 """Where the sweep's first, short piece starts: 0.3 m behind the front bumper, metres from the
 car's centre along the path."""

@@ -258,7 +258,7 @@ class JunctionLayout:
         o3 = dx * (ay - y0) - dy * (ax - x0)
         o4 = dx * (by - y0) - dy * (bx - x0)
         hit = (o1 * o2 < 0) & (o3 * o4 < 0) & moving_in
-        return np.flatnonzero(hit)
+        return hit.nonzero()[0]
 
     # -- meshes -------------------------------------------------------------------------------
     def solids(self) -> list[Box]:
@@ -287,8 +287,10 @@ class JunctionLayout:
             node = self.town.nodes[self.node[k]]
             far = None
             for extra in np.arange(0.0, 4.01, 0.5):
-                p = node + self.travel[k] * (jr + STOP_OFFSET) + self.right[k] * (
-                    half + 1.1 + extra
+                p = (
+                    node
+                    + self.travel[k] * (jr + STOP_OFFSET)
+                    + self.right[k] * (half + 1.1 + extra)
                 )
                 if not self.town.on_road(float(p[0]), float(p[1])):
                     far = p
@@ -425,7 +427,6 @@ class SignalLamps:
         memoryview(vdata.modifyArray(0)).cast("B")[:] = self._verts.tobytes()
 
 
-
 FRONT = 2.15
 """Metres from a car's centre to its front bumper."""
 STOP_MARGIN = 1.0
@@ -491,7 +492,7 @@ class StopTable:
             return stop_at, none, np.full(n, np.inf), none
         # The governing light: the first signalised line ahead.
         signalised_line = line_ahead & self.signalised_line
-        first = np.argmax(signalised_line, axis=1)
+        first = signalised_line.argmax(axis=1)
         rows = self.rows
         found = signalised_line[rows, first]
         light = np.where(found, state[rows, first], -1)

@@ -32,8 +32,15 @@ CLEAR_RADIUS = 14.0
 """No vehicle may be this close to a zebra's centre when a walker starts (unsignalised)."""
 CLEAR_TIME = 6.0
 """...nor reach it within this many seconds at its current speed."""
-_SHIRTS = [(200, 40, 40), (40, 90, 200), (230, 200, 40), (240, 240, 240), (40, 160, 80),
-           (220, 110, 30), (150, 60, 170)]
+_SHIRTS = [
+    (200, 40, 40),
+    (40, 90, 200),
+    (230, 200, 40),
+    (240, 240, 240),
+    (40, 160, 80),
+    (220, 110, 30),
+    (150, 60, 170),
+]
 
 
 def walker_mesh(shirt: tuple[int, int, int], light: Lighting, name: str) -> GeomNode:
@@ -97,6 +104,11 @@ class Pedestrians:
             for j, sign in enumerate((-1.0, 1.0)):
                 across = layout.right[self.zebra[i]] * sign
                 self._headings[i, j] = np.degrees(np.arctan2(-across[0], across[1]))
+        # What a walker's position adds to its lateral offset never changes: its zebra's
+        # centre (and the offset along it, added last), the direction across.
+        z = self.zebra
+        self._centre, self._across = layout.zebra[z], layout.right[z]
+        self._along = layout.travel[z] * self.along[:, None]
         self._positions = self._compute_positions()
         self._place_all(np.arange(count))
 
@@ -134,15 +146,16 @@ class Pedestrians:
             self.direction[start] = -self.side[start]
         walking = self.direction != 0.0
         if walking.any():
-            self.lat[walking] += self.direction[walking] * self.speed[walking] * dt
+            # A waiting walker's direction is 0: its step is 0 and its offset stays as it is.
+            self.lat += self.direction * self.speed * dt
             arrived = walking & (self.lat * self.direction >= self.wait_lat)
             if arrived.any():
                 self.side[arrived] = self.direction[arrived]
                 self.lat[arrived] = self.side[arrived] * self.wait_lat
                 self.direction[arrived] = 0.0
-                self.wait[arrived] = self.rng.uniform(4.0, 16.0, int(arrived.sum()))
+                self.wait[arrived] = self.rng.uniform(4.0, 16.0, np.count_nonzero(arrived))
             self._positions = self._compute_positions()
-            self._place_all(np.flatnonzero(walking))
+            self._place_all(walking.nonzero()[0])
         self.occupied[:] = False
         on = self.direction != 0.0
         self.occupied[self.zebra[on]] = True
@@ -172,15 +185,7 @@ class Pedestrians:
         return np.where(signalised, phase_ok, free_road)
 
     def _compute_positions(self) -> np.ndarray:
-        layout = self.layout
-        if not len(self.nodes):
-            return np.zeros((0, 2))
-        z = self.zebra
-        return (
-            layout.zebra[z]
-            + layout.right[z] * self.lat[:, None]
-            + layout.travel[z] * self.along[:, None]
-        )
+        return self._centre + self._across * self.lat[:, None] + self._along
 
     def _place_all(self, walkers: np.ndarray) -> None:
         """Move the meshes and bodies of ``walkers`` to their positions."""

@@ -8,6 +8,7 @@ is detected from the road raster, not by bumping into a kerb.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -90,9 +91,15 @@ class SolidCells:
     def __init__(self, boxes: Iterable[Box], bounds: tuple[float, float, float, float]) -> None:
         x0, y0, x1, y1 = bounds
         self.origin = (x0, y0)
+        self._origin = np.array(self.origin)
         width = int(np.ceil((x1 - x0) / self.CELL)) + 1
         height = int(np.ceil((y1 - y0) / self.CELL)) + 1
-        self.grid = np.zeros((width, height), bool)
+        # A border of marked cells all round: `touches` clamps every point onto the grid or
+        # its border, so it needs no test of which points lie inside.
+        self._bordered = np.ones((width + 2, height + 2), bool)
+        self.grid = self._bordered[1:-1, 1:-1]
+        self.grid[:] = False
+        self._shape = np.array(self.grid.shape, np.float64)
         for b in boxes:
             hw, hd = b.width / 2 + self.DILATION, b.depth / 2 + self.DILATION
             r = float(np.hypot(hw, hd))
@@ -116,16 +123,17 @@ class SolidCells:
             int(np.floor((y - self.origin[1]) / self.CELL)),
         )
 
-    def touches(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per point (any shape): whether a solid may be within reach of it."""
-        finite = np.isfinite(x) & np.isfinite(y)
-        i = np.floor((np.where(finite, x, 0.0) - self.origin[0]) / self.CELL).astype(np.int64)
-        j = np.floor((np.where(finite, y, 0.0) - self.origin[1]) / self.CELL).astype(np.int64)
-        w, h = self.grid.shape
-        inside = finite & (i >= 0) & (i < w) & (j >= 0) & (j < h)
-        out = np.ones(np.shape(x), bool)
-        out[inside] = self.grid[i[inside], j[inside]]
-        return out
+    def touches(self, points: np.ndarray) -> np.ndarray:
+        """Per point (``points`` of any shape ``(..., 2)``): whether a solid may be within
+        reach of it.
+
+        Cell indices are clamped to one beyond the grid's edges, where the border is marked:
+        points outside the town land there, and so do NaNs (``fmax`` and ``fmin`` return the
+        number where the other argument is NaN).
+        """
+        cell = (points - self._origin) / self.CELL
+        ij = np.floor(np.fmin(np.fmax(cell, -1.0), self._shape)).astype(np.int64) + 1
+        return self._bordered[ij[..., 0], ij[..., 1]]
 
 
 class Physics:
@@ -296,7 +304,7 @@ class Car:
     @property
     def heading(self) -> float:
         """Heading in radians (0 = +y, counter-clockwise positive)."""
-        return float(np.radians(self.node.getH()))
+        return math.radians(self.node.getH())  # np.radians' product, without an array
 
     @property
     def speed(self) -> float:

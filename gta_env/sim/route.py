@@ -63,6 +63,13 @@ class Route:
         self.target_node = target_node
         self.s = polyline_length(points)
         self._s_list: list[float] = self.s.tolist()
+        # Per segment, for `project` (asked every frame): its start, its direction vector and
+        # that vector's squared length, worked out once.
+        ab = points[1:] - points[:-1]
+        self._ax, self._ay = points[:-1, 0].copy(), points[:-1, 1].copy()
+        self._ab = ab
+        self._abx, self._aby = ab[:, 0].copy(), ab[:, 1].copy()
+        self._ab2 = np.maximum((ab**2).sum(1), 1e-9)
         self.length = float(self.s[-1])
         self._hint = 0
         self.speed_limit = np.zeros(len(points))
@@ -95,25 +102,15 @@ class Route:
         """
         lo = max(self._hint - 10, 0)
         hi = min(self._hint + 80, len(self.points) - 1)
-        a = self.points[lo:hi]
-        b = self.points[lo + 1 : hi + 1]
-        if len(a) == 0:
+        if hi <= lo:
             return len(self.points) - 1, self.length, float(np.hypot(*(self.points[-1] - (x, y))))
-        ab = b - a
-        t = np.minimum(
-            np.maximum(
-                ((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1])
-                / np.maximum((ab**2).sum(1), 1e-9),
-                0.0,
-            ),
-            1.0,
-        )
-        px = a[:, 0] + t * ab[:, 0]
-        py = a[:, 1] + t * ab[:, 1]
-        dist = np.hypot(px - x, py - y)
-        k = int(np.argmin(dist))
+        ax, ay = self._ax[lo:hi], self._ay[lo:hi]
+        abx, aby = self._abx[lo:hi], self._aby[lo:hi]
+        t = np.minimum(np.maximum(((x - ax) * abx + (y - ay) * aby) / self._ab2[lo:hi], 0.0), 1.0)
+        dist = np.hypot((ax + t * abx) - x, (ay + t * aby) - y)
+        k = int(dist.argmin())
         self._hint = lo + k
-        seg = np.linalg.norm(ab[k])
+        seg = np.linalg.norm(self._ab[lo + k])
         return lo + k, float(self.s[lo + k] + t[k] * seg), float(dist[k])
 
     def point_at(self, s: float) -> np.ndarray:
@@ -131,7 +128,7 @@ class Route:
         same arithmetic (so the same points bit for bit)."""
         s = np.minimum(np.maximum(s, 0.0), self.length)
         last = len(self.s) - 2
-        i = np.minimum(np.maximum(np.searchsorted(self.s, s, side="right") - 1, 0), last)
+        i = np.minimum(np.maximum(self.s.searchsorted(s, side="right") - 1, 0), last)
         s0, s1 = self.s[i], self.s[i + 1]
         span = s1 - s0
         t = np.where(span > 0, (s - s0) / np.where(span > 0, span, 1.0), 0.0)

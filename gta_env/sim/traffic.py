@@ -31,6 +31,9 @@ from gta_env.sim.town import Town
 
 CAR_HALF = (0.9, 2.15, 0.7)
 _AHEAD = np.arange(2.5, 27.5, 2.0)  # where a car looks for others in its lane, metres
+_PROBES = np.append(_AHEAD, 0.0)
+"""Arc lengths past a car sampled each step: the look-ahead points, then the car itself (its
+speed limit); one more, a speed-dependent distance ahead, is added per car."""
 _COLORS = [
     (30, 60, 150),
     (200, 200, 205),
@@ -159,6 +162,8 @@ class IntersectionTurns:
 
 DS = 0.5
 """Spacing of the resampled traffic paths, metres."""
+_POSE_PROBES = np.array([0.0, 1.0])
+"""Arc lengths past a car where its path is sampled for its pose: position and heading."""
 BLOCKED_RESPAWN_S = 60.0
 """A car that has not moved for this long, though no red light holds it, is respawned."""
 RESPAWN_HIDDEN_M = 60.0
@@ -223,8 +228,10 @@ class Traffic:
         self.blocked = np.zeros(n)
         """Seconds each car has stood still with no red light holding it."""
         self.respawns = 0
-        self._paths = np.zeros((n, 2, 2))
-        self._limits = np.zeros((n, 2))
+        self._paths = np.zeros((n, 2, 3))
+        """Every car's route resampled every `DS` metres: x, y and the speed limit there."""
+        self._lengths = np.zeros(n)
+        self._rows = np.arange(n)
         self._last = np.zeros(n, np.int64)
         self._last_f = np.zeros((n, 1))
         self._last_i = np.zeros((n, 1), np.int64)
@@ -257,7 +264,7 @@ class Traffic:
 
     def velocities(self) -> np.ndarray:
         """(N, 2) velocities of the traffic cars, m/s."""
-        fwd = np.stack([-np.sin(self._headings), np.cos(self._headings)], axis=1)
+        fwd = np.concatenate((-np.sin(self._headings)[:, None], np.cos(self._headings)[:, None]), 1)
         return fwd * self.speed[:, None]
 
     def near(self, x: float, y: float, radius: float) -> bool:
@@ -285,30 +292,35 @@ class Traffic:
         if n == 0:
             return
         s, v = self.s, self.speed
-        rows = np.arange(n)
+        rows = self._rows
         # Every car (and the player) as a segment from its rear axle to its front axle, so a
         # car turning away still blocks the lane with its tail.
         # x and y are kept apart: (N, K, M) arrays are much cheaper to work on than
         # (N, K, M, 2) ones, and the arithmetic is the same.
         half = CAR_HALF[1] - CAR_HALF[0]
-        head = np.append(self._headings, player_heading)
+        head = np.concatenate((self._headings, (player_heading,)))
         fx, fy = -np.sin(head) * half, np.cos(head) * half
-        px = np.append(self._positions[:, 0], player[0])
-        py = np.append(self._positions[:, 1], player[1])
+        px = np.concatenate((self._positions[:, 0], (player[0],)))
+        py = np.concatenate((self._positions[:, 1], (player[1],)))
         ax, ay = px - fx, py - fy  # (M,)
         abx, aby = (px + fx) - ax, (py + fy) - ay
-        pts = self._sample(self._paths, s[:, None] + _AHEAD[None])  # (N, K, 2)
-        qx, qy = pts[:, :, 0, None], pts[:, :, 1, None]  # (N, K, 1)
+        # One sampling pass: the look-ahead points (positions), then the speed limits here and
+        # where the car will be in about a second.
+        at = np.empty((n, len(_PROBES) + 1))
+        at[:, :-1] = s[:, None] + _PROBES
+        at[:, -1] = s + v + 2.0
+        probed = self._sample(self._paths, at)  # (N, K + 2, 3)
+        look = len(_AHEAD)
+        qx, qy = probed[:, :look, 0, None], probed[:, :look, 1, None]  # (N, K, 1)
         relx, rely = qx - ax, qy - ay  # (N, K, M)
         t = (relx * abx + rely * aby) / np.maximum(abx * abx + aby * aby, 1e-9)
         t = np.minimum(np.maximum(t, 0.0), 1.0)
         d = np.hypot(qx - (ax + t * abx), qy - (ay + t * aby))
         d[rows, :, rows] = np.inf  # a car is not in its own way
-        hit = (d < 2.1).any(axis=2)  # (N, K)
-        gap = np.where(hit.any(axis=1), _AHEAD[np.argmax(hit, axis=1)], np.inf)
+        hit = np.logical_or.reduce(d < 2.1, axis=2)  # (N, K): any segment within reach
+        gap = np.where(np.logical_or.reduce(hit, axis=1), _AHEAD[hit.argmax(axis=1)], np.inf)
 
-        lim = self._sample(self._limits, np.stack([s, s + v + 2.0], axis=1))
-        target = np.minimum(np.minimum(lim[:, 0], lim[:, 1]), self.cruise)
+        target = np.minimum(np.minimum(probed[:, look, 2], probed[:, look + 1, 2]), self.cruise)
         target = np.minimum(target, np.sqrt(2 * 3.0 * np.maximum(gap - 6.0, 0.0)))
         held_by_light = np.zeros(n, bool)
         if self.layout is not None and len(self.layout):
@@ -333,28 +345,23 @@ class Traffic:
         self.s = s = s + v * dt
         still = v < 0.2
         self.blocked = np.where(still & ~held_by_light, self.blocked + dt, 0.0)
-        for car in np.flatnonzero(self._route_length() - s < 60.0).tolist():
+        for car in (self._lengths - s < 60.0).nonzero()[0].tolist():
             self._extend(car)
-        for car in np.flatnonzero(self.blocked > BLOCKED_RESPAWN_S).tolist():
+        for car in (self.blocked > BLOCKED_RESPAWN_S).nonzero()[0].tolist():
             self._respawn(car, player)
         self._update_poses()
 
     # -- internals -------------------------------------------------------------------------------
-    def _route_length(self) -> np.ndarray:
-        return np.array([r.length for r in self.routes])
-
     def _sample(self, table: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Rows of ``table`` (N, L, ...) at arc lengths ``s`` (N, K), linearly interpolated."""
+        """Rows of ``table`` (N, L, C) at arc lengths ``s`` (N, K), linearly interpolated."""
         f = np.minimum(np.maximum(s / DS, 0.0), self._last_f)
         i0 = np.minimum(f.astype(np.int64), self._last_i)
         w = f - i0
         # One flat index into the rows (cheaper than a 2-D fancy index; same elements).
-        flat = table.reshape(-1, *table.shape[2:])
+        flat = table.reshape(-1, table.shape[2])
         at = i0 + self._row_start
         lo, hi = flat[at], flat[at + 1]
-        if table.ndim == 3:
-            w = w[..., None]
-        return lo + (hi - lo) * w
+        return lo + (hi - lo) * w[..., None]
 
     def _load_path(self, k: int) -> None:
         """Resample car ``k``'s route into the padded tables (growing them when needed)."""
@@ -364,16 +371,13 @@ class Traffic:
         lim = np.interp(np.clip(grid, 0.0, route.length), route.s, route.speed_limit)
         length = len(grid)
         if length + 2 > self._paths.shape[1]:
-            width = length + 200
-            grown = np.zeros((len(self._paths), width, 2))
+            grown = np.zeros((len(self._paths), length + 200, 3))
             grown[:, : self._paths.shape[1]] = self._paths
-            grown_lim = np.zeros((len(self._paths), width))
-            grown_lim[:, : self._limits.shape[1]] = self._limits
-            self._paths, self._limits = grown, grown_lim
-        self._paths[k, :length] = pts
-        self._paths[k, length:] = pts[-1]
-        self._limits[k, :length] = lim
-        self._limits[k, length:] = lim[-1]
+            self._paths = grown
+        self._paths[k, :length, :2] = pts
+        self._paths[k, :length, 2] = lim
+        self._paths[k, length:] = self._paths[k, length - 1]
+        self._lengths[k] = route.length
         self._last[k] = length - 1
         self._last_f = self._last[:, None].astype(np.float64)
         self._last_i = np.maximum(self._last[:, None] - 1, 0)
@@ -395,15 +399,15 @@ class Traffic:
 
     def _update_poses(self) -> None:
         s = self.s
-        both = self._sample(self._paths, np.stack([s, s + 1.0], axis=1))
-        p, q = both[:, 0], both[:, 1]
+        both = self._sample(self._paths, s[:, None] + _POSE_PROBES)
+        p, q = both[:, 0, :2], both[:, 1, :2]
         heading = np.arctan2(-(q[:, 0] - p[:, 0]), q[:, 1] - p[:, 1])
         self._positions = p
         self._headings = heading
-        pose = np.stack([p[:, 0], p[:, 1], np.degrees(heading)], axis=1)
+        pose = np.concatenate((p, np.degrees(heading)[:, None]), axis=1)
         # Only cars that moved are placed again: a pose change costs Bullet a transform update
         # and the scene graph its bounds, and cars queued at a light stand still for seconds.
-        moved = np.flatnonzero((pose != self._placed).any(axis=1))
+        moved = np.logical_or.reduce(pose != self._placed, axis=1).nonzero()[0]
         for k, (x, y, deg) in zip(moved.tolist(), pose[moved].tolist(), strict=True):
             self.nodes[k].setPosHpr(x, y, 0.0, deg, 0.0, 0.0)
         self._placed = pose
