@@ -7,6 +7,21 @@ from pathlib import Path
 
 from agents.flags import add_config_flags, config_kwargs
 
+FLAGS = (
+    "workers",
+    "purpose_mode",
+    "balance",
+    "towns",
+    "backbone",
+    "frame_stack",
+    "light_head",
+    "train_steps",
+    "dagger_rounds",
+    "dagger_towns",
+    "seed",
+)
+"""The `DemoConfig` fields the command exposes; one left out keeps the chosen preset's value."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand (settings from :class:`~agents.demo.DemoConfig`)."""
@@ -31,36 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(
         p,
         DemoConfig,
-        only=(
-            "workers",
-            "purpose_mode",
-            "balance",
-            "towns",
-            "backbone",
-            "frame_stack",
-            "light_head",
-            "train_steps",
-            "dagger_rounds",
-            "dagger_towns",
-            "seed",
-        ),
+        only=FLAGS,
         names={"purpose_mode": "purpose"},
         choices={"purpose_mode": ("auto", "route", "point"), "balance": SCHEMES},
-        defaults=dict.fromkeys(
-            (
-                "workers",
-                "purpose_mode",
-                "balance",
-                "towns",
-                "backbone",
-                "frame_stack",
-                "light_head",
-                "train_steps",
-                "dagger_rounds",
-                "dagger_towns",
-                "seed",
-            )
-        ),
+        defaults=dict.fromkeys(FLAGS),
         show_defaults=False,
     )
     p.add_argument("--no-progress", action="store_true")
