@@ -67,7 +67,9 @@ def run_ablation(
         torch.set_num_threads(1)
         checkpoint = trainer.checkpoint_path(trainer.step)
         report = evaluate_specs(
-            [str(checkpoint)], config=demo_eval_config(config), workers=config.workers,
+            [str(checkpoint)],
+            config=demo_eval_config(config),
+            workers=config.workers,
             progress=progress,
         )
         total = next(iter(report.results.values()))

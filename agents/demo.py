@@ -123,10 +123,7 @@ def balanced_view(store: Any, scheme: str, *, config: DemoConfig) -> Any:
     result = make_balancer(scheme, rng=rng, require="seen").balance(actions)
     if scheme == "v2":
         return PerOutputStore(
-            {
-                str(o): SubsetStore(store, order[np.sort(result.indices(o))])
-                for o in result.outputs
-            }
+            {str(o): SubsetStore(store, order[np.sort(result.indices(o))]) for o in result.outputs}
         )
     return SubsetStore(store, order[np.sort(result.indices())])
 
@@ -439,9 +436,7 @@ def run_demo(
         )
         t = time.perf_counter()
         collected = collect_demonstrations(config, data, driver=checkpoint, progress=progress)
-        timings["dagger_collect_s"] = (
-            timings.get("dagger_collect_s", 0.0) + time.perf_counter() - t
-        )
+        timings["dagger_collect_s"] = timings.get("dagger_collect_s", 0.0) + time.perf_counter() - t
         print(collected.line())
         dagger.append(
             {

@@ -106,9 +106,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ValueError(
-                f"unknown protocol {self.protocol!r}; choose from {sorted(PROTOCOLS)}"
-            )
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose from {sorted(PROTOCOLS)}")
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         if not self.seeds:
             raise ValueError("EvalConfig.seeds must name at least one town seed")
@@ -381,9 +379,7 @@ def totals(results: Sequence[SeedResult]) -> dict[str, float]:
         values = [float(r[key]) for r in rows]
         out[key] = float(np.sum(values)) if key in _SUMMED else float(np.mean(values))
     km = out["distance_m"] / 1000.0
-    collisions = (
-        out["collisions_pedestrian"] + out["collisions_vehicle"] + out["collisions_static"]
-    )
+    collisions = out["collisions_pedestrian"] + out["collisions_vehicle"] + out["collisions_static"]
     out["collisions_per_km"] = _per_km(collisions, km)
     out["red_lights_per_km"] = _per_km(out["red_lights"], km)
     out["route_km_per_wall_min"] = (

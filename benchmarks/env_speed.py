@@ -72,7 +72,13 @@ def _run_gta(kwargs: dict[str, Any], steps: int, queue: mp.Queue) -> None:
             if term or trunc:
                 env.reset()
         elapsed += time.perf_counter() - t
-    queue.put({"steps_s": (steps // stretches) * stretches / elapsed, "reset_s": float(np.mean(resets)), "rss_mb": _rss_mb()})
+    queue.put(
+        {
+            "steps_s": (steps // stretches) * stretches / elapsed,
+            "reset_s": float(np.mean(resets)),
+            "rss_mb": _rss_mb(),
+        }
+    )
     env.close()
 
 

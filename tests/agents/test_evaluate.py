@@ -253,9 +253,7 @@ def test_a_dual_backbone_checkpoint_is_evaluated_with_the_chase_camera(tmp_path:
     from imitation.models import ModelConfig
     from tests.agents.helpers import write_checkpoint
 
-    dual = ModelConfig(
-        backbone="pilotnet", image_size=(24, 48), dense=16, cinematic_size=(24, 48)
-    )
+    dual = ModelConfig(backbone="pilotnet", image_size=(24, 48), dense=16, cinematic_size=(24, 48))
     path = write_checkpoint(tmp_path / "dual" / "step-00000001.safetensors", step=1, config=dual)
     name, factory = agent_factory(str(path))
     assert cameras_for({name: factory}) == ("hood", "cinematic")
@@ -271,8 +269,7 @@ def test_a_checkpoint_gets_the_same_report_twice(tmp_path: Path):
     path = write_checkpoint(tmp_path / "run" / "step-00000003.safetensors", step=3, seed=4)
     config = EvalConfig(seeds=(1001,), route_m=100.0, intersections=0, blocked_s=4.0)
     reports = [
-        evaluate(dict([agent_factory(str(path))]), config=config, progress=False)
-        for _ in range(2)
+        evaluate(dict([agent_factory(str(path))]), config=config, progress=False) for _ in range(2)
     ]
     a, b = (_no_wall_clock(r.as_dict()) for r in reports)
     assert a == b

@@ -109,9 +109,7 @@ def test_red_and_green_signals_are_visible_from_the_stop_line(game, weather, tmp
     g.new_purpose(rng)
 
     def at_line_on(state: str):
-        return lambda t: (
-            t.speed < 0.3 and t.traffic_light == state and t.stop_line_distance < 2.5
-        )
+        return lambda t: t.speed < 0.3 and t.traffic_light == state and t.stop_line_distance < 2.5
 
     _drive(g, rng, at_line_on("red"))
     red = _lamp_colour(g, RED)
@@ -176,9 +174,10 @@ def test_traffic_keeps_the_rules_and_never_deadlocks(game):
     start = traffic.positions()
     travelled = np.zeros(traffic.count)
     prev = start
-    fronts = prev + np.stack(
-        [-np.sin(traffic._headings), np.cos(traffic._headings)], axis=1
-    ) * CAR_HALF[1]
+    fronts = (
+        prev
+        + np.stack([-np.sin(traffic._headings), np.cos(traffic._headings)], axis=1) * CAR_HALF[1]
+    )
     ran_red = 0
     closest_walker = np.inf
     for frame in range(2700):  # 90 s; the player's car stands braking off the road's flow
@@ -291,7 +290,7 @@ def test_same_seed_same_lights_walkers_and_pictures(game):
         runs.append((np.stack(frames), np.stack(walkers), np.stack(cars), g._states.copy()))
     for a, b in zip(runs[0], runs[1], strict=True):
         assert np.array_equal(a, b)
-    assert (np.abs(np.diff(runs[0][1], axis=0)).sum() > 0), "walkers never moved"
+    assert np.abs(np.diff(runs[0][1], axis=0)).sum() > 0, "walkers never moved"
 
 
 def test_env_checker_passes_with_every_living_town_option(make_env):
