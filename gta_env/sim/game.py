@@ -767,9 +767,9 @@ STEP_PIECE = 5.0
 _PIECE_SAMPLES = np.linspace(0.0, 1.0, int(np.ceil(STEP_PIECE / SolidCells.SPACING)) + 1)
 """Fractions along a ray piece where the solid grid is asked (at most a grid spacing apart)."""
 _RAY_OFFSETS = np.array([-0.9, 0.0, 0.9])[None, :, None]
+"""Lateral offsets of a piece's three rays (left edge, centre, right edge), metres."""
 _TO_RIGHT = np.array([1.0, -1.0])
 """Signs that turn a reversed direction ``(dy, dx)`` into its right-hand normal ``(dy, -dx)``."""
-"""Lateral offsets of a piece's three rays (left edge, centre, right edge), metres."""
 BUMPER_RAY = FRONT - 0.3
 """Where the sweep's first, short piece starts: 0.3 m behind the front bumper, metres from the
 car's centre along the path."""
