@@ -237,15 +237,14 @@ class DemoConfig:
         )
         if self.balance not in SCHEMES:
             raise ValueError(f"DemoConfig.balance={self.balance!r} is not one of {SCHEMES}")
-        import importlib.util
+        from imitation.models import is_builtin
+        from imitation.models.timm_backbone import import_timm
 
-        from imitation.models.cnn import BUILTIN_BACKBONES
-
-        if self.backbone not in BUILTIN_BACKBONES and importlib.util.find_spec("timm") is None:
-            raise ValueError(
-                f"DemoConfig.backbone={self.backbone!r} is not one of {sorted(BUILTIN_BACKBONES)} "
-                '(other names are timm models: pip install "gta5drive[timm]")'
-            )
+        if not is_builtin(self.backbone):
+            try:
+                import_timm(self.backbone)  # names the extra to install and the built-ins
+            except ImportError as exc:
+                raise ValueError(f"DemoConfig.backbone: {exc}") from None
         demo_model_config(self)  # the model's own checks (light_head, sizes), before any work
 
     @classmethod
