@@ -138,7 +138,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     collisions, ``category`` (``vehicle``/``pedestrian``/``static``) and ``other``),
     ``unstuck_phase``, and
     ``expert_action`` (the autopilot's action for the returned observation, in this env's action
-    format) when the backend has an expert.
+    format) when the backend has an expert, and ``expert_target_speed`` (m/s, the speed those
+    controls aim at) where the backend knows it (the embedded world).
 
     ## Arguments
 
@@ -446,6 +447,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             expert = self.game.expert_action()
             if expert is not None:
                 info["expert_action"] = self._encode(expert)
+                target = self.game.expert_target_speed()
+                if target is not None:
+                    info["expert_target_speed"] = float(target)
         return info
 
 

@@ -164,5 +164,9 @@ class Game(Protocol):
     def expert_action(self) -> Controls | None:
         """What the backend's expert driver (autopilot / NPC) would do now, or None."""
 
+    def expert_target_speed(self) -> float | None:
+        """The speed (m/s) the expert's controls aim at now, or None where the backend cannot
+        say (GTA5's NPC AI)."""
+
     def close(self) -> None:
         """Release windows, buffers, sockets."""

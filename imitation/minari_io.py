@@ -17,7 +17,7 @@ Mapping
 - ``actions``: the labels, in the env's action space.
 - ``rewards`` are 0 (stores keep no reward), ``terminations`` False, ``truncations`` True on the
   last step.
-- ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id``, ``light`` per
+- ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id``, ``light``, ``target_speed`` per
   step, so that :func:`load_minari_batch` restores every non-frame field. Cinematic frames are not exported.
 - Frames are stored losslessly (Minari's JPEG encoding is turned off) and every array is
   gzip-compressed in the HDF5 file (Minari writes it uncompressed; :func:`export_minari`
@@ -151,6 +151,7 @@ def _episode_buffer(batch: Batch) -> Any:
             "episode_id": with_final(batch["episode_id"]),
             "town_id": with_final(batch["town_id"]),
             "light": with_final(batch["light"]),
+            "target_speed": with_final(batch["target_speed"]),
         },
     }
     return EpisodeBuffer(**fields)
@@ -361,6 +362,7 @@ def load_minari_batch(dataset: Any) -> Batch:
                 "episode_id": info("episode_id", np.full(t, ep.id)).astype(np.int64),
                 "town_id": info("town_id", np.zeros(t)).astype(np.int64),
                 "light": info("light", np.full(t, LIGHT_UNKNOWN)).astype(np.int8),
+                "target_speed": info("target_speed", np.full(t, np.nan)).astype(np.float32),
             }
         )
     if not parts:

@@ -31,7 +31,7 @@ import numpy as np
 from imitation.balance import Balancer
 from imitation.dagger import Driver
 from imitation.noise import ActionNoise
-from imitation.sample import Sample, light_label
+from imitation.sample import Sample, light_label, target_speed_label
 from imitation.storage import SampleWriter
 
 __all__ = ["EpisodeStats", "Recorder"]
@@ -249,6 +249,7 @@ class Recorder:
             episode_id=int(episode_id),
             town_id=int(town_seed),
             light=light_label(info),
+            target_speed=target_speed_label(info),
         )
 
     def _emit(self, sample: Sample) -> int:

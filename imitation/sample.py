@@ -22,13 +22,20 @@ key                    dtype        shape           meaning
 ``episode_id``         int64        (B,)            episode the sample belongs to
 ``town_id``            int64        (B,)            town (map seed) the sample was recorded in
 ``light``              int8         (B,)            the traffic light ahead (:data:`LIGHT_CLASSES`)
+``target_speed``       float32      (B,)            m/s the expert aims at (NaN: not recorded)
 =====================  ===========  ==============  ==============================================
 
 ``light`` is a training-only label (an auxiliary target that teaches a model's camera encoder to
 read the signal; the model never gets it as an input): the state of the light governing the car's
 lane when its stop line is less than :data:`LIGHT_RANGE` metres ahead, else ``LIGHT_NONE``, and
-``LIGHT_UNKNOWN`` (-1) where it was not recorded (older stores, the game). It is the one optional
-key: batches without it are valid, and readers fill it with ``LIGHT_UNKNOWN``.
+``LIGHT_UNKNOWN`` (-1) where it was not recorded (older stores, the game).
+
+``target_speed`` is the other training label: the speed the expert's pedals aim at in that state
+(``info["expert_target_speed"]``), which a model with ``ModelConfig.speed_target`` predicts in
+place of the pedal; NaN where it was not recorded.
+
+Both are optional keys (:data:`OPTIONAL_DEFAULTS`): batches without them are valid, and readers
+fill them with "unknown".
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ BATCH_DTYPES: dict[str, np.dtype[Any]] = {
     "episode_id": np.dtype(np.int64),
     "town_id": np.dtype(np.int64),
     "light": np.dtype(np.int8),
+    "target_speed": np.dtype(np.float32),
 }
 """The dtype of every batch key."""
 
@@ -75,10 +83,11 @@ SCALAR_KEYS: tuple[str, ...] = (
     "episode_id",
     "town_id",
     "light",
+    "target_speed",
 )
 """Batch keys that are not frames (small, fixed-size per sample)."""
 
-OPTIONAL_DEFAULTS: dict[str, int] = {"light": LIGHT_UNKNOWN}
+OPTIONAL_DEFAULTS: dict[str, float] = {"light": LIGHT_UNKNOWN, "target_speed": math.nan}
 """Scalar keys a batch (or a stored chunk) may lack, and the value that stands in for them."""
 
 SCALAR_SHAPES: dict[str, tuple[int, ...]] = {
@@ -91,6 +100,7 @@ SCALAR_SHAPES: dict[str, tuple[int, ...]] = {
     "episode_id": (),
     "town_id": (),
     "light": (),
+    "target_speed": (),
 }
 """Per-sample shape of every non-frame batch key."""
 
@@ -106,6 +116,13 @@ def light_label(info: Mapping[str, Any]) -> int:
     if state is None or distance is None or not -2.0 < float(distance) < LIGHT_RANGE:
         return LIGHT_NONE
     return LIGHT_CLASSES.index(state)
+
+
+def target_speed_label(info: Mapping[str, Any]) -> float:
+    """The ``target_speed`` label of an env step's ``info`` (``expert_target_speed``), NaN when
+    the env does not report it."""
+    value = info.get("expert_target_speed")
+    return math.nan if value is None else float(value)
 
 
 def _check_frame(name: str, frame: Any) -> np.ndarray:
@@ -179,6 +196,8 @@ class Sample:
         town_id: Town (map seed) identifier, >= 0.
         light: The traffic light ahead, a :data:`LIGHT_CLASSES` code, or ``LIGHT_UNKNOWN``
             (-1, the default) when not recorded. A training label, not a model input.
+        target_speed: The speed in m/s the expert's pedals aim at, >= 0, or NaN (the default)
+            when not recorded. A training label, not a model input.
 
     Raises:
         ValueError: Naming the field and what was expected, when a field is invalid.
@@ -195,6 +214,7 @@ class Sample:
     episode_id: int
     town_id: int
     light: int = LIGHT_UNKNOWN
+    target_speed: float = math.nan
 
     def __post_init__(self) -> None:
         hood = _check_frame("hood", self.hood)
@@ -217,6 +237,11 @@ class Sample:
             raise ValueError(
                 f"Sample.light must be -1 (unknown) or a code of {LIGHT_CLASSES}, got {light}"
             )
+        target_speed = float(np.float32(self.target_speed))
+        if not (math.isnan(target_speed) or 0.0 <= target_speed < math.inf):
+            raise ValueError(
+                f"Sample.target_speed must be >= 0 m/s or NaN (unknown), got {self.target_speed}"
+            )
         for name, value in (
             ("hood", _readonly(hood)),
             ("cinematic", None if cinematic is None else _readonly(cinematic)),
@@ -229,6 +254,7 @@ class Sample:
             ("episode_id", episode_id),
             ("town_id", town_id),
             ("light", light),
+            ("target_speed", target_speed),
         ):
             object.__setattr__(self, name, value)
 
@@ -254,6 +280,10 @@ class Sample:
             and self.episode_id == other.episode_id
             and self.town_id == other.town_id
             and self.light == other.light
+            and (
+                self.target_speed == other.target_speed
+                or (math.isnan(self.target_speed) and math.isnan(other.target_speed))
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -315,6 +345,7 @@ def stack_samples(samples: Sequence[Sample]) -> Batch:
     batch["episode_id"] = np.array([s.episode_id for s in samples], dtype=np.int64)
     batch["town_id"] = np.array([s.town_id for s in samples], dtype=np.int64)
     batch["light"] = np.array([s.light for s in samples], dtype=np.int8)
+    batch["target_speed"] = np.array([s.target_speed for s in samples], dtype=np.float32)
     return batch
 
 
@@ -366,6 +397,7 @@ def unstack_batch(batch: Mapping[str, np.ndarray]) -> list[Sample]:
     n = batch_size(batch)
     cin = batch.get("cinematic")
     light = batch.get("light")
+    target_speed = batch.get("target_speed")
     return [
         Sample(
             hood=batch["hood"][i],
@@ -379,6 +411,7 @@ def unstack_batch(batch: Mapping[str, np.ndarray]) -> list[Sample]:
             episode_id=int(batch["episode_id"][i]),
             town_id=int(batch["town_id"][i]),
             light=LIGHT_UNKNOWN if light is None else int(light[i]),
+            target_speed=math.nan if target_speed is None else float(target_speed[i]),
         )
         for i in range(n)
     ]

@@ -378,6 +378,10 @@ class GTA5Game:
             return None
         return Controls(float(npc["throttle"]), float(npc["brake"]), float(npc["steer"]))
 
+    def expert_target_speed(self) -> float | None:
+        """None: the NPC AI drives by its own rules and reports pedals, not the speed it aims at."""
+        return None
+
     def close(self) -> None:
         """Let go of the pad, unpause the game, close the bridge and the grabber."""
         try:

@@ -46,11 +46,14 @@ class AutopilotConfig:
 
 
 class Autopilot:
-    """Computes :class:`Controls` that follow a route. Stateless between calls."""
+    """Computes :class:`Controls` that follow a route. Stateless between calls, apart from
+    :attr:`target_speed`, the speed the last :meth:`act` aimed at (what a learner that predicts
+    a target speed instead of pedals is taught)."""
 
     def __init__(self, spec: CarSpec, config: AutopilotConfig | None = None) -> None:
         self.spec = spec
         self.config = config or AutopilotConfig()
+        self.target_speed = 0.0
 
     def prepare(self, route: Route) -> None:
         """Give a fresh route its speed profile for this driving style."""
@@ -100,6 +103,7 @@ class Autopilot:
             v_target = min(v_target, float(np.sqrt(2.0 * c.decel * max(gap, 0.0))))
             if gap <= 0.0:
                 v_target = 0.0
+        self.target_speed = float(v_target)
         spec = self.spec
         hold = (spec.drag * v * v + spec.rolling) / spec.engine_force
         err = v_target - v

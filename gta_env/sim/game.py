@@ -452,6 +452,11 @@ class SimGame:
             )
         return self._expert
 
+    def expert_target_speed(self) -> float | None:
+        """The speed (m/s) the autopilot aims at in the current state (its controls follow it)."""
+        self.expert_action()
+        return self.autopilot.target_speed
+
     def close(self) -> None:
         """Free the graphics engine and physics world."""
         self._unload()

@@ -184,6 +184,7 @@ class SampleWriter:
         self._meta["episode_id"].append(sample.episode_id)
         self._meta["town_id"].append(sample.town_id)
         self._meta["light"].append(sample.light)
+        self._meta["target_speed"].append(sample.target_speed)
         if len(self._hood) >= self.config.chunk_samples:
             return self._commit()
         return None

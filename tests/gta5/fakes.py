@@ -138,5 +138,8 @@ class LineGame:
     def expert_action(self) -> Controls | None:
         return Controls(0.5, 0.0, 0.1)
 
+    def expert_target_speed(self) -> float | None:
+        return None
+
     def close(self) -> None:
         self.closed = True

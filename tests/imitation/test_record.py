@@ -172,3 +172,6 @@ def test_the_light_ahead_is_recorded_as_a_label(tmp_path: Path) -> None:
     counts = np.bincount(light, minlength=len(LIGHT_CLASSES))
     assert light.min() >= 0  # every sample has a label: the sim reports its lights
     assert counts[LIGHT_CLASSES.index("red")] > 50 and counts[LIGHT_NONE] > 50, counts
+    target = SampleStore(tmp_path).column("target_speed")
+    assert np.isfinite(target).all() and target.min() >= 0  # the sim's expert says it every step
+    assert (target[light == LIGHT_CLASSES.index("red")] == 0).any() and target.max() > 5

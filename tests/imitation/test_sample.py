@@ -17,6 +17,7 @@ from imitation.sample import (
     check_batch,
     light_label,
     stack_samples,
+    target_speed_label,
     unstack_batch,
 )
 
@@ -81,6 +82,8 @@ def test_equality_is_bitwise() -> None:
         ("light", 4, "Sample.light must be -1"),
         ("light", -2, "Sample.light must be >= -1"),
         ("light", "red", "Sample.light must be an integer"),
+        ("target_speed", -1.0, "Sample.target_speed must be >= 0 m/s or NaN"),
+        ("target_speed", float("inf"), "Sample.target_speed must be >= 0 m/s or NaN"),
     ],
 )
 def test_invalid_field_is_named(field: str, value: Any, message: str) -> None:
@@ -98,7 +101,7 @@ def test_stack_has_the_documented_dtypes_and_shapes() -> None:
     assert batch["executed_action"].shape == (5, 2)
     assert batch["speed"].shape == (5, 1)
     assert batch["purpose"].shape == (5, 3)
-    for key in ("time", "step", "episode_id", "town_id", "light"):
+    for key in ("time", "step", "episode_id", "town_id", "light", "target_speed"):
         assert batch[key].shape == (5,)
     assert batch_size(batch) == 5
     np.testing.assert_array_equal(batch["step"], np.arange(5))
@@ -154,3 +157,17 @@ def test_light_is_optional_in_batches_and_round_trips() -> None:
     check_batch(batch)  # still a valid batch
     assert [s.light for s in unstack_batch(batch)] == [LIGHT_UNKNOWN] * 4
     assert make_sample(0, light=2) != make_sample(0)
+
+
+def test_target_speed_is_optional_and_unknown_is_nan() -> None:
+    assert target_speed_label({}) != target_speed_label({})  # NaN: the env did not say
+    assert target_speed_label({"expert_target_speed": 7.25}) == 7.25
+    samples = [make_sample(i, target_speed=float(i)) for i in range(3)] + [make_sample(3)]
+    batch = stack_samples(samples)
+    assert batch["target_speed"][:3].tolist() == [0.0, 1.0, 2.0]
+    assert np.isnan(batch["target_speed"][3])
+    assert unstack_batch(batch) == samples  # NaN equals NaN here: both unknown
+    del batch["target_speed"]
+    check_batch(batch)
+    assert all(np.isnan(s.target_speed) for s in unstack_batch(batch))
+    assert make_sample(0, target_speed=3.0) != make_sample(0)

@@ -47,16 +47,17 @@ def test_round_trip_on_bytes(cinematic: bool) -> None:
     assert Codec("zlib").decompress(blob, 48) == bytes([1]) * 48
 
 
-def test_a_chunk_from_before_the_light_label_reads_it_as_unknown(
+def test_a_chunk_from_before_the_labels_reads_them_as_unknown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    old_fields = tuple(f for f in META_FIELDS if f[0] != "light")
+    old_fields = tuple(f for f in META_FIELDS if f[0] not in ("light", "target_speed"))
     monkeypatch.setattr(chunk_format, "META_FIELDS", old_fields)
     data = _chunk(3)  # written without the field, as stores recorded before it existed
     monkeypatch.undo()
     _, footer = decode_chunk(data)
     assert "light" not in [f[0] for f in footer.header["fields"]]
     assert footer.arrays["light"].tolist() == [LIGHT_UNKNOWN] * 3
+    assert np.isnan(footer.arrays["target_speed"]).all()
     # Written by today's encoder, the label is stored, missing ones as unknown.
     meta = {key: np.zeros((2, *shape), dtype=dtype) for key, dtype, shape in old_fields}
     header = {"format": 1, "codec": "none", "hood_shape": [1, 1, 3], "cinematic_shape": None}
@@ -64,6 +65,7 @@ def test_a_chunk_from_before_the_light_label_reads_it_as_unknown(
         encode_chunk(hood_blobs=[b"abc"] * 2, cin_blobs=None, meta=meta, header=header)
     )
     assert footer.arrays["light"].tolist() == [LIGHT_UNKNOWN] * 2
+    assert np.isnan(footer.arrays["target_speed"]).all() and footer.n == 2
 
 
 def test_empty_chunk_round_trips() -> None:
