@@ -101,11 +101,12 @@ class BCPolicy:
                 f"hood observation has shape {got}, the model expects {want}; wrap the env with "
                 "policy.wrap_env(env) so observations get the model's preprocessing"
             )
-        for key in ("history", "prev_action", "cinematic"):
+        for key in ("history", "prev_action", "cinematic", "speed"):
             needed = {
                 "history": cfg.history > 0,
                 "prev_action": cfg.needs_prev_action,
                 "cinematic": cfg.cinematic_size is not None,
+                "speed": cfg.speed or cfg.speed_target > 0,
             }[key]
             if needed and key not in inputs:
                 raise KeyError(
@@ -125,7 +126,8 @@ class BCPolicy:
         inputs, batched = as_model_inputs(obs, device=self.device)
         self._check(inputs)
         raw = self._forward(inputs)
-        action = self.model.decode(raw, inputs.get("prev_action")).float().cpu().numpy()
+        decoded = self.model.decode(raw, inputs.get("prev_action"), speed=inputs.get("speed"))
+        action = decoded.float().cpu().numpy()
         return action if batched else action[0]
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -33,7 +33,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         p,
         ModelConfig,
         prefix="model_",
-        only=("backbone", "image_size", "cinematic_size", "greyscale", "frame_stack", "history"),
+        only=(
+            "backbone",
+            "image_size",
+            "cinematic_size",
+            "greyscale",
+            "frame_stack",
+            "history",
+            "speed",
+            "speed_target",
+            "light_head",
+        ),
         names={"backbone": "model", "image_size": "size", "cinematic_size": "cinematic"},
         help={"backbone": f"backbone: {', '.join(BUILTIN_BACKBONES)} or a timm name"},
     )

@@ -53,7 +53,8 @@ def check_convertible(config: ModelConfig) -> None:
 
     The SB3 policies read the hood camera (any size, greyscale, stacked frames), purpose and
     speed, and act through ``tanh`` outputs. A dual backbone, the history LSTM and class/delta
-    outputs would need recurrent or discrete-action policies.
+    outputs would need recurrent or discrete-action policies; a target-speed head
+    (``speed_target``) is not an action at all until the speed controller has made a pedal of it.
     """
     problems = []
     if config.cinematic_size is not None:
@@ -63,11 +64,14 @@ def check_convertible(config: ModelConfig) -> None:
     bad = [o.name for o in config.outputs if o.kind != "regression"]
     if bad:
         problems.append(f"non-regression outputs {bad}")
+    if config.speed_target:
+        problems.append("a target-speed output (a controller makes its pedal)")
     if problems:
         raise ValueError(
             "RL fine-tuning needs a model of hood + purpose + speed with regression (tanh) "
             f"outputs; this one has {', '.join(problems)}. Train a BC model with "
-            "--outputs regression,regression and no --history/--cinematic to fine-tune it."
+            "--outputs regression,regression and no --history/--cinematic/speed target to "
+            "fine-tune it."
         )
 
 

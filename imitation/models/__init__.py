@@ -38,6 +38,7 @@ from torch import nn
 from imitation.models.cnn import BUILTIN_BACKBONES, Backbone
 from imitation.models.heads import OutputHead, OutputSpec, head_widths
 from imitation.models.history import HistoryEncoder
+from imitation.models.speed import SpeedControl, unscale_target
 from imitation.models.timm_backbone import (
     SUGGESTED_TIMM_BACKBONES,
     TimmBackbone,
@@ -99,6 +100,11 @@ class ModelConfig:
         light_head: weight of the auxiliary traffic-light loss (cross-entropy of a small head
             on the hood features against the samples' ``light`` label; samples without one are
             ignored); 0 = no such head.
+        speed_target: > 0: the ``throttle_brake`` head predicts the speed the expert aims at
+            (the samples' ``target_speed`` label, over ``[0, speed_target]`` m/s) instead of the
+            pedal, and :meth:`DrivingModel.decode` turns it into the pedal with
+            :class:`~imitation.models.speed.SpeedControl` and the measured speed
+            (:mod:`imitation.models.speed` says why); 0 = the head predicts the pedal.
     """
 
     backbone: str = "pilotnet"
@@ -117,6 +123,7 @@ class ModelConfig:
     speed_scale: float = 30.0
     measurements: int = 0
     light_head: float = 0.0
+    speed_target: float = 0.0
 
     def __post_init__(self) -> None:
         outputs = tuple(o if isinstance(o, OutputSpec) else OutputSpec(**o) for o in self.outputs)
@@ -135,6 +142,13 @@ class ModelConfig:
             raise ValueError("measurements must be >= 0 and needs the purpose or speed input")
         if not self.light_head >= 0.0:
             raise ValueError(f"light_head must be a weight >= 0, got {self.light_head}")
+        if not self.speed_target >= 0.0:
+            raise ValueError(f"speed_target must be a top speed >= 0 m/s, got {self.speed_target}")
+        if self.speed_target and (names[0] != ACTION_NAMES[0] or outputs[0].kind != "regression"):
+            raise ValueError(
+                "speed_target needs a regression output named 'throttle_brake' first (it predicts "
+                f"the target speed there), got {outputs[0].kind} {names[0]!r}"
+            )
         if AUX_LIGHT in names:
             raise ValueError(f"the output name {AUX_LIGHT!r} is reserved for the light head")
         # Validates sizes, frame_stack and history.
@@ -301,6 +315,7 @@ class DrivingModel(nn.Module):
         )
         self.register_buffer("std", torch.tensor(std * frames).view(1, -1, 1, 1), persistent=False)
         self.channels_last = False
+        self.speed_control = SpeedControl()
 
     @property
     def normalisation(self) -> dict[str, list[float]]:
@@ -361,13 +376,26 @@ class DrivingModel(nn.Module):
         return None if prev_action is None else prev_action[:, i]
 
     def decode(
-        self, raw: Mapping[str, torch.Tensor], prev_action: torch.Tensor | None = None
+        self,
+        raw: Mapping[str, torch.Tensor],
+        prev_action: torch.Tensor | None = None,
+        *,
+        speed: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Raw outputs → actions ``(B, A)`` in [-1, 1]."""
+        """Raw outputs → values ``(B, A)`` in [-1, 1], in the labels' terms.
+
+        For a target-speed model (``speed_target``) column 0 is the scaled target speed, as its
+        training labels are; pass the measured ``speed`` ``(B, 1)`` m/s to get actions instead
+        (column 0 becomes the controller's pedal). Other models ignore ``speed``.
+        """
         cols = [
             o.decode(raw[o.name], self._prev(prev_action, i))
             for i, o in enumerate(self.config.outputs)
         ]
+        top = self.config.speed_target
+        if top and speed is not None:
+            target = unscale_target(cols[0], top)
+            cols[0] = self.speed_control.pedal(target, speed.reshape(-1).to(target.device))
         return torch.stack(cols, dim=1)
 
     def loss(

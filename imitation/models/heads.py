@@ -37,6 +37,9 @@ class OutputSpec:
         deltas: changes from the previous action a delta output chooses from (must include 0).
         loss: regression loss (``"mse"``, ``"l1"`` or ``"huber"``).
         weight: weight of this output in the total loss.
+        overshoot: a regression output's loss is multiplied by this where the prediction lies
+            above the label (1 = symmetric). Above 1 the model errs low: for a target speed,
+            slower rather than faster than the expert where it is unsure.
     """
 
     name: str
@@ -45,6 +48,7 @@ class OutputSpec:
     deltas: tuple[float, ...] = DEFAULT_DELTAS
     loss: RegressionLoss = "mse"
     weight: float = 1.0
+    overshoot: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("regression", "classification", "delta"):
@@ -65,6 +69,8 @@ class OutputSpec:
             raise ValueError(f"output {self.name!r}: deltas must include 0, got {self.deltas}")
         if self.weight < 0:
             raise ValueError(f"output {self.name!r}: weight must be >= 0, got {self.weight}")
+        if not self.overshoot > 0:
+            raise ValueError(f"output {self.name!r}: overshoot must be > 0, got {self.overshoot}")
 
     @property
     def size(self) -> int:
@@ -106,10 +112,14 @@ class OutputSpec:
         if self.kind == "regression":
             pred, t = raw[:, 0].float(), target.float()
             if self.loss == "mse":
-                return (pred - t) ** 2
-            if self.loss == "l1":
-                return (pred - t).abs()
-            return F.smooth_l1_loss(pred, t, reduction="none", beta=0.1)
+                per = (pred - t) ** 2
+            elif self.loss == "l1":
+                per = (pred - t).abs()
+            else:
+                per = F.smooth_l1_loss(pred, t, reduction="none", beta=0.1)
+            if self.overshoot != 1.0:
+                per = per * torch.where(pred > t, self.overshoot, 1.0)
+            return per
         return F.cross_entropy(raw.float(), self.target_class(target, prev), reduction="none")
 
 

@@ -116,6 +116,29 @@ class Prepared:
         }
 
 
+def with_target_speed(
+    action: np.ndarray, target_speed: np.ndarray | None, config: Any
+) -> np.ndarray:
+    """Labels of a target-speed model (``ModelConfig.speed_target``): column 0, the pedal,
+    replaced by the scaled ``target_speed`` label.
+
+    Raises:
+        ValueError: When samples have no ``target_speed`` (recorded where the env did not report
+            it, or before it was recorded).
+    """
+    if target_speed is None or np.isnan(target_speed).any():
+        missing = len(action) if target_speed is None else int(np.isnan(target_speed).sum())
+        raise ValueError(
+            f"{missing} of {len(action)} samples have no target_speed label, which a model with "
+            "speed_target trains on: record them again on the embedded world (its expert reports "
+            "the speed it aims at), or train a pedal model (speed_target=0)"
+        )
+    out = action.copy()
+    top = float(config.speed_target)
+    out[:, 0] = np.clip(2.0 * target_speed.reshape(-1) / top - 1.0, -1.0, 1.0)
+    return out
+
+
 def _step_rng(seed: int, step: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, step, stream])
 
@@ -187,6 +210,8 @@ class BatchMaker:
         }
         if "executed_action" in batch:
             out["executed_action"] = batch["executed_action"].astype(np.float32).copy()
+        if cfg.speed_target:
+            out["action"] = with_target_speed(out["action"], batch.get("target_speed"), cfg)
         if cfg.light_head:
             light = batch.get("light")
             n = len(out["action"])

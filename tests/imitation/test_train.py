@@ -13,6 +13,7 @@ import torch
 from imitation.buffer import BufferConfig
 from imitation.checkpoint import load_checkpoint
 from imitation.models import ModelConfig, OutputSpec
+from imitation.models.speed import SpeedControl
 from imitation.train import (
     AugmentConfig,
     TrainConfig,
@@ -339,3 +340,62 @@ def test_light_head_learns_to_read_a_lamp(tmp_path: Path) -> None:
     assert val["val/light_balanced_accuracy"] > 0.9, val
     assert {"val/light_recall_red", "val/light_recall_green", "val/light_recall_none"} <= set(val)
     assert any("train/loss_aux_light" in h for h in trainer.history)
+
+
+class StopStore(LampStore):
+    """LampStore's frames, labelled as the living town labels them: a red lamp means "stop"
+    (``target_speed`` 0), anything else "drive at 10 m/s". As in the town, a car at rest is
+    nearly always waiting at a red lamp, so for a pedal model the speed alone predicts "brake"."""
+
+    def __init__(self, n: int = 2000, seed: int = 2) -> None:
+        super().__init__(n, seed)
+        rng = np.random.default_rng(seed)
+        red = self.data["light"] == 2
+        target = np.where(red, 0.0, 10.0).astype(np.float32)
+        speed = np.where(red, rng.uniform(0, 0.3, n), rng.uniform(0.5, 14, n)).astype(np.float32)
+        standing = np.flatnonzero(~red)[: n // 50]  # a few starts from rest
+        speed[standing] = 0.0
+        pedal = SpeedControl().pedal(torch.from_numpy(target), torch.from_numpy(speed)).numpy()
+        self.data["speed"] = speed.reshape(-1, 1)
+        self.data["target_speed"] = target
+        self.data["action"][:, 0] = pedal
+        self.data["executed_action"][:, 0] = pedal
+
+
+def test_a_target_speed_model_starts_from_rest_where_the_scene_says_go(tmp_path: Path) -> None:
+    model = ModelConfig(
+        backbone="pilotnet", image_size=(H, W), dense=64, speed=False, speed_target=15.0
+    )
+    cfg = small_config(model=model, steps=250, augment=AugmentConfig(flip=0.0))
+    store = StopStore()
+    trainer = Trainer(config=cfg, store=store, out_dir=tmp_path)
+    trainer.train()
+    trainer.close()
+    from imitation.policy import BCPolicy
+
+    policy = BCPolicy.load(tmp_path / "checkpoints")
+    held = np.flatnonzero(store.data["town_id"] == 4)
+    red = held[store.data["light"][held] == 2][:20]
+    clear = held[store.data["light"][held] == 3][:20]
+
+    def pedals(idx: np.ndarray, speed: float) -> np.ndarray:
+        obs = {
+            "hood": store.data["hood"][idx],
+            "purpose": store.data["purpose"][idx],
+            "speed": np.full((len(idx), 1), speed, np.float32),
+        }
+        return policy.predict(obs)[:, 0]
+
+    # At rest on a clear road it drives off, although standing cars in its data were braking.
+    assert np.mean(pedals(clear, 0.0) > 0.1) > 0.9
+    # Before a red lamp it brakes, at speed and at rest.
+    assert np.mean(pedals(red, 8.0) < -0.5) > 0.9
+    assert np.all(pedals(red, 0.0) < 0)
+
+
+def test_a_target_speed_model_needs_the_label(store: ColumnStore, tmp_path: Path) -> None:
+    model = ModelConfig(backbone="pilotnet", image_size=(H, W), dense=64, speed_target=15.0)
+    trainer = Trainer(config=small_config(model=model, steps=2), store=store, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="no target_speed label"):
+        trainer.train()
+    trainer.close()
