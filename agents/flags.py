@@ -42,6 +42,16 @@ C = TypeVar("C")
 _DOC_LINE = re.compile(r"^(\s*)(\w+):\s*(.*)$")
 
 
+def plain_text(doc: str) -> str:
+    """reStructuredText roles and literals as plain words, for ``--help``: a role shows its
+    target (``~`` its last part, as Sphinx does), double backticks go."""
+
+    def role(m: re.Match[str]) -> str:
+        return m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2)
+
+    return re.sub(r":[a-z]+:`(~?)([^`]+)`", role, doc).replace("``", "")
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """Each field's description from the ``Attributes:`` section of ``cls``'s docstring.
 
@@ -191,7 +201,7 @@ def add_config_flags(
                 )
             continue
         default = defaults[name] if name in defaults else _default(by_name[name])
-        text = help.get(name, docs.get(name, "")).replace("``", "").rstrip(".")
+        text = plain_text(help.get(name, docs.get(name, ""))).rstrip(".")
         flag = names.get(name, name).replace("_", "-")
         kwargs: dict[str, Any] = dict(kind, dest=prefix + name, help=text.replace("%", "%%"))
         if name in choices:

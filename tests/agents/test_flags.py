@@ -135,3 +135,10 @@ def test_old_negative_flags_still_parse() -> None:
         ["play", "--checkpoint", "c", "--no-swap", "--no-console", "--fast", "--dead-zone", "0.2"]
     )
     assert (args.swap, args.console, args.fast, args.dead_zone) == (False, False, True, 0.2)
+
+
+def test_help_texts_are_plain_words() -> None:
+    from agents.flags import plain_text
+
+    doc = "see :mod:`imitation.dagger`, :class:`~imitation.models.speed.SpeedControl` and ``x``"
+    assert plain_text(doc) == "see imitation.dagger, SpeedControl and x"
