@@ -6,8 +6,11 @@
    (DART-style perturbations held for a fraction of a second) while the clean expert action is
    recorded as the label, so the data contains recoveries from the states the learner will
    drift into;
-2. **balance and train**: balance the samples (thinning by default), then a small PilotNet on
-   CPU (:func:`imitation.train.train_bc`), validation on a held-out training town;
+2. **balance and train**: every sample by default (a balancing scheme is one setting away), then a
+   small PilotNet on CPU (:func:`imitation.train.train_bc`) that predicts the speed the expert
+   aims at rather than the pedal, with no speed input (``speed_target``; the autopilot's speed
+   controller makes the pedal, :mod:`imitation.models.speed`), validation on a held-out
+   training town;
 3. **DAgger**: the model drives new training towns while the expert labels every state it
    reaches (taking the wheel for a moment when the model stands still on a free road or leaves
    its route, :mod:`imitation.dagger`); the samples join the data and the model is retrained
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +143,12 @@ class DemoConfig:
         collect_steps: steps recorded per training town.
         workers: collector processes, and evaluation processes sharing the routes.
         noise: noise injection.
-        balance: how the samples are balanced before training: ``"thin"``
-            (:func:`balance_steering`: every curve sample, a share of the straight ones and of
-            the braking waits; the best of the DAgger runs in docs/agents.md, and it keeps
-            enough samples for a 3,000-step run), ``"v3"`` (the original's scheme v3, the best
-            in the smaller balancing ablation of docs/data.md, keeping ~10 % of the samples),
-            ``"off"``, or ``"v1"``, ``"v2"``, ``"v4"``.
+        balance: how the samples are balanced before training: ``"off"`` (keep every sample:
+            the waits that thinning drops are what a target-speed model learns to stop from;
+            fifth round of docs/agents.md), ``"thin"`` (:func:`balance_steering`: every curve
+            sample, a share of the straight ones and of the braking waits; the best for the
+            earlier pedal model), ``"v3"`` (the original's scheme v3, keeping ~10 % of the
+            samples), or ``"v1"``, ``"v2"``, ``"v4"``.
         keep_waiting: with ``balance="thin"``, the share kept of the samples where the car
             stands braking (see :func:`balance_steering`).
         image_size: model input (the 90×160 hood is resized to it).
@@ -159,6 +162,11 @@ class DemoConfig:
         light_head: weight of the model's auxiliary traffic-light loss (a head that reads the
             light ahead from the camera features, trained on the recorded ``light`` label; 0:
             no such head).
+        speed_target: > 0: the model predicts the speed the expert aims at (up to this many
+            m/s) instead of the pedal, and a speed controller makes the pedal
+            (``ModelConfig.speed_target``); 0: it predicts the pedal.
+        overshoot: loss factor where the ``throttle_brake`` prediction lies above its label
+            (``OutputSpec.overshoot``; 1: symmetric, > 1: errs slow).
         outputs: the kind of each output, ``(throttle_brake, steering)``: ``"regression"`` or
             ``"classification"`` (21 bins; the most likely bin drives, where regression
             would average "brake" and "go" into a standstill).
@@ -193,15 +201,17 @@ class DemoConfig:
     collect_steps: int = 1200
     workers: int = 2
     noise: NoiseConfig = field(default_factory=NoiseConfig.recovery)
-    balance: str = "thin"
+    balance: str = "off"
     keep_waiting: float = 0.3
     image_size: tuple[int, int] = (45, 80)
     backbone: str = "pilotnet"
     dense: int = 128
     frame_stack: int = 1
-    speed_input: bool = True
+    speed_input: bool = False
     measurements: int = 64
     light_head: float = 0.0
+    speed_target: float = 15.0
+    overshoot: float = 1.0
     outputs: tuple[str, str] = ("regression", "regression")
     train_steps: int = 3000
     dagger_rounds: int = 1
@@ -315,7 +325,11 @@ def demo_model_config(config: DemoConfig) -> Any:
         frame_stack=config.frame_stack,
         speed=config.speed_input,
         light_head=config.light_head,
-        outputs=default_outputs(config.outputs),
+        speed_target=config.speed_target,
+        outputs=tuple(
+            replace(o, overshoot=config.overshoot) if i == 0 else o
+            for i, o in enumerate(default_outputs(config.outputs))
+        ),
     )
 
 

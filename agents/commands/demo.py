@@ -15,6 +15,8 @@ FLAGS = (
     "backbone",
     "frame_stack",
     "light_head",
+    "speed_target",
+    "speed_input",
     "train_steps",
     "dagger_rounds",
     "dagger_towns",
