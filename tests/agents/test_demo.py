@@ -47,12 +47,12 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     town protocol, and beats predicting the mean steering."""
     import torch
 
-    from agents.demo import SubsetStore, episode_order
+    from agents.demo import DemoConfig, SubsetStore, demo_model_config, episode_order
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from imitation.buffer import BufferConfig
     from imitation.checkpoint import save_checkpoint
     from imitation.collect import CollectConfig, collect
-    from imitation.models import ModelConfig, model_from_config
+    from imitation.models import model_from_config
     from imitation.noise import NoiseConfig
     from imitation.storage import SampleStore, StorageConfig
     from imitation.train import AugmentConfig, TrainConfig, Trainer
@@ -78,7 +78,9 @@ def test_learning_small_model_drives_held_out_towns_better_than_untrained(tmp_pa
     )
     raw = SampleStore(data)
     store = SubsetStore(raw, episode_order(raw))  # independent of which worker saved first
-    model = ModelConfig(backbone="pilotnet", image_size=(45, 80), dense=128, measurements=64)
+    # The demo's model: it predicts the expert's target speed, without the speed input.
+    model = demo_model_config(DemoConfig())
+    assert model.speed_target > 0 and not model.speed
     config = TrainConfig(
         model=model,
         steps=800,
