@@ -17,8 +17,9 @@ Mapping
 - ``actions``: the labels, in the env's action space.
 - ``rewards`` are 0 (stores keep no reward), ``terminations`` False, ``truncations`` True on the
   last step.
-- ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id``, ``light``, ``target_speed`` per
-  step, so that :func:`load_minari_batch` restores every non-frame field. Cinematic frames are not exported.
+- ``infos``: ``executed_action``, ``time``, ``step``, ``episode_id``, ``town_id``, ``light``,
+  ``target_speed`` per step, so that :func:`load_minari_batch` restores every non-frame field.
+  Cinematic frames are not exported.
 - Frames are stored losslessly (Minari's JPEG encoding is turned off) and every array is
   gzip-compressed in the HDF5 file (Minari writes it uncompressed; :func:`export_minari`
   repacks it once at the end, which h5py reads back transparently).

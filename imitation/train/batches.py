@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from imitation.buffer import STORAGE_INDEX, BufferSet, Store
+from imitation.models.speed import scale_target
 from imitation.sample import LIGHT_UNKNOWN
 from imitation.train.augment import augment_batch, augment_frames, draw_augment_params, flip_labels
 from imitation.train.config import TrainConfig
@@ -117,10 +118,11 @@ class Prepared:
 
 
 def with_target_speed(
-    action: np.ndarray, target_speed: np.ndarray | None, config: Any
+    action: np.ndarray, target_speed: np.ndarray | None, top_speed: float
 ) -> np.ndarray:
-    """Labels of a target-speed model (``ModelConfig.speed_target``): column 0, the pedal,
-    replaced by the scaled ``target_speed`` label.
+    """Labels of a target-speed model (``ModelConfig.speed_target`` = ``top_speed``): column 0,
+    the pedal, replaced by the ``target_speed`` label in the head's range
+    (:func:`~imitation.models.speed.scale_target`).
 
     Raises:
         ValueError: When samples have no ``target_speed`` (recorded where the env did not report
@@ -134,8 +136,7 @@ def with_target_speed(
             "the speed it aims at), or train a pedal model (speed_target=0)"
         )
     out = action.copy()
-    top = float(config.speed_target)
-    out[:, 0] = np.clip(2.0 * target_speed.reshape(-1) / top - 1.0, -1.0, 1.0)
+    out[:, 0] = scale_target(torch.from_numpy(target_speed.reshape(-1)), top_speed).numpy()
     return out
 
 
@@ -211,7 +212,9 @@ class BatchMaker:
         if "executed_action" in batch:
             out["executed_action"] = batch["executed_action"].astype(np.float32).copy()
         if cfg.speed_target:
-            out["action"] = with_target_speed(out["action"], batch.get("target_speed"), cfg)
+            out["action"] = with_target_speed(
+                out["action"], batch.get("target_speed"), cfg.speed_target
+            )
         if cfg.light_head:
             light = batch.get("light")
             n = len(out["action"])
