@@ -2,8 +2,9 @@
 
     python benchmarks/play_speed.py [--steps 600] [--model-size 45x80] [--checkpoint runs/demo/run]
 
-* **player PPS**: the player loop in ``--fast`` mode with the built-in PilotNet (untrained
-  weights: speed does not depend on them) on the CPU, env step included (hood camera only, no
+* **player PPS**: the player loop in ``--fast`` mode with the demo's model (PilotNet, a
+  target-speed head and its speed controller; untrained weights: speed does not depend on them)
+  on the CPU, env step included (hood camera only, no
   console, no stream). Target: >= 200 PPS.
 * **composer FPS**: :class:`agents.stream.StreamComposer` frames at 1280×720 from camera-sized
   inputs, without and with H.264 encoding.
@@ -51,22 +52,19 @@ def main() -> None:
     import torch
 
     import gta_env  # noqa: F401
+    from agents.demo import DemoConfig, demo_model_config
     from agents.evaluate import EvalConfig, agent_factory, evaluate
     from agents.player import Player, PlayerConfig
     from agents.stream import StreamComposer, StreamInputs, StreamWriter
     from imitation.checkpoint import save_checkpoint
-    from imitation.models import ModelConfig, model_from_config
+    from imitation.models import model_from_config
 
     torch.set_num_threads(1)
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = save_checkpoint(
             Path(tmp) / "run" / "step-00000000.safetensors",
-            model=model_from_config(
-                ModelConfig(
-                    backbone="pilotnet", image_size=args.model_size, dense=128, measurements=64
-                )
-            ),
+            model=model_from_config(demo_model_config(DemoConfig(image_size=args.model_size))),
             step=0,
         )
         # As `gta5drive play` makes it: the player needs no expert action in `info`.
