@@ -9,13 +9,18 @@ included:
   (absolute; the expert need not reach 1.0);
 * **infractions** by kind, each multiplying the score by its CARLA penalty factor:
   pedestrian 0.50, vehicle 0.60, static object 0.65, red light 0.70; off-road driving
-  multiplies it by the share of frames on the road;
+  multiplies it by the share of frames on the road. Contacts count as collisions by CARLA's
+  rule (:class:`CollisionCounter`): not again with the same car or walker within 5 s, nor
+  within 3 m of where a counted one happened, so a car pressed against a walker has one
+  collision, not one per touch;
 * **driving score** = completion × penalties, per route; an agent's total is the mean over
   routes.
 
 A route ends when it is completed, at its **timeout** (route length at ``timeout_kmh``), when
-the agent is **blocked** (no progress along the route for ``blocked_s`` of game time; waiting
-at a red light or for a walker counts too, as in CARLA) or when it **deviates** more than
+the agent is **blocked** (less than ``blocked_speed`` × ``blocked_s`` of progress along the
+route over the last ``blocked_s`` of game time, 0.1 m/s over 90 s by default: CARLA's
+``AgentBlockedTest`` speed, as route progress; waiting at a red light or for a walker counts
+too, as in CARLA) or when it **deviates** more than
 ``deviation_m`` from the route for ``deviation_s``. Nothing teleports an agent back.
 
 Protocols (``EvalConfig.protocol``):
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,6 +78,59 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 
 END_REASONS = ("completed", "timeout", "blocked", "deviated")
 
+COLLISION_SAME_ACTOR_S = 5.0
+"""The last car or walker hit is not counted again for this many game seconds (CARLA's
+``MAX_ID_TIME``)."""
+COLLISION_SAME_PLACE_M = 3.0
+"""A contact this close to where a counted collision happened is the same collision (CARLA's
+``MIN_AREA_OF_COLLISION``)."""
+COLLISION_FORGET_M = 5.0
+"""A counted collision's place is forgotten once the car is further from it (CARLA's
+``MAX_AREA_OF_COLLISION``)."""
+
+
+class CollisionCounter:
+    """Which contacts count as collisions: the CARLA leaderboard's rule.
+
+    The env reports every contact that starts (a car touching the same kind of body again after
+    half a second is a new one); a learner that presses against the car in front, or nudges a
+    walker while creeping, touches it many times. CARLA's ``CollisionTest`` counts a contact
+    unless it is with the same actor as the last counted one within
+    :data:`COLLISION_SAME_ACTOR_S`, or the car is within :data:`COLLISION_SAME_PLACE_M` of a
+    counted collision's place (places are forgotten beyond :data:`COLLISION_FORGET_M`). Static
+    bodies have no identity (CARLA's id 0), so only the place rule applies to them.
+    """
+
+    def __init__(self) -> None:
+        self._places: list[tuple[float, float]] = []
+        self._last_actor: tuple[str, int] | None = None
+        self._last_t = -np.inf
+
+    def step(self, position: Sequence[float], t: float) -> None:
+        """Forget what is far or long ago; call once per step before :meth:`counts`."""
+        x, y = float(position[0]), float(position[1])
+        self._places = [
+            p for p in self._places if np.hypot(x - p[0], y - p[1]) <= COLLISION_FORGET_M
+        ]
+        if t - self._last_t > COLLISION_SAME_ACTOR_S:
+            self._last_actor = None
+
+    def counts(self, event: Mapping[str, Any], position: Sequence[float], t: float) -> bool:
+        """Whether the contact ``event`` (an ``info["events"]`` collision) is a new collision."""
+        actor = int(event.get("actor", -1))
+        key = (str(event.get("other", "")), actor)
+        if actor >= 0 and key == self._last_actor:
+            return False
+        x, y = float(position[0]), float(position[1])
+        if any(np.hypot(x - p[0], y - p[1]) <= COLLISION_SAME_PLACE_M for p in self._places):
+            return False
+        self._places.append((x, y))
+        self._last_t = t
+        if actor >= 0:
+            self._last_actor = key
+        return True
+
+
 AgentFactory = Callable[[gym.Env, int], Agent]
 """Makes an agent for an env and a town seed (a fresh agent per seed keeps runs independent)."""
 
@@ -87,7 +146,9 @@ class EvalConfig:
         route_m: a route's least length, metres (the protocols use 2,000).
         intersections: the least number of intersections a route passes.
         timeout_kmh: a route times out after its length at this speed.
-        blocked_s: no progress along the route for this many game seconds ends it.
+        blocked_s: less than ``blocked_speed`` × this many metres of progress along the route
+            over the last this many game seconds ends it ...
+        blocked_speed: ... m/s (CARLA's blocked threshold, 0.1 m/s).
         deviation_m: further than this from the route ...
         deviation_s: ... for this many game seconds ends it.
         env_kwargs: more `GTA5Drive-v0` settings (``backend`` defaults to ``"sim"``); they
@@ -100,6 +161,7 @@ class EvalConfig:
     intersections: int = 6
     timeout_kmh: float = 10.0
     blocked_s: float = 90.0
+    blocked_speed: float = 0.1
     deviation_m: float = 30.0
     deviation_s: float = 3.0
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -112,7 +174,14 @@ class EvalConfig:
             raise ValueError("EvalConfig.seeds must name at least one town seed")
         if any(s < 0 for s in self.seeds):
             raise ValueError(f"EvalConfig.seeds must be >= 0, got {self.seeds}")
-        for name in ("route_m", "timeout_kmh", "blocked_s", "deviation_m", "deviation_s"):
+        for name in (
+            "route_m",
+            "timeout_kmh",
+            "blocked_s",
+            "blocked_speed",
+            "deviation_m",
+            "deviation_s",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"EvalConfig.{name} must be a number > 0, got {value!r}")
@@ -211,17 +280,23 @@ def run_route(
     counts = dict.fromkeys(("pedestrian", "vehicle", "static", "red_light"), 0)
     off_events = off_frames = driving = 0
     speeds: list[float] = []
-    best, since_progress, deviating = 0.0, 0, 0
+    best, deviating = 0.0, 0
+    blocked_m = config.blocked_speed * config.blocked_s
+    window: deque[float] = deque(maxlen=blocked_steps)  # best progress, the last blocked_s
     was_off = False
+    collisions = CollisionCounter()
     end = "timeout"
     steps = 0
     while steps < timeout_steps:
         steps += 1
         action = agent.act(obs, info)
         obs, _, terminated, truncated, info = env.step(action)
+        position = info["position"]
+        collisions.step(position, steps * dt)
         for e in info["events"]:
             if e["kind"] == "collision":
-                counts[e["category"] if e["category"] in counts else "static"] += 1
+                if collisions.counts(e, position, steps * dt):
+                    counts[e["category"] if e["category"] in counts else "static"] += 1
             elif e["kind"] == "red_light":
                 counts["red_light"] += 1
         if info["unstuck_phase"] is None:
@@ -232,17 +307,15 @@ def run_route(
             off_events += off and not was_off
             was_off = off
         covered = float(info["route_covered"])
-        if covered > best + 0.5:
-            best, since_progress = covered, 0
-        else:
-            since_progress += 1
+        window.append(best)
+        best = max(best, covered)
         deviating = deviating + 1 if info["route_deviation"] > config.deviation_m else 0
         if on_step is not None:
             on_step()
         if covered >= route_m - 0.5:
             end = "completed"
             break
-        if since_progress >= blocked_steps or truncated:
+        if (len(window) == blocked_steps and best - window[0] < blocked_m) or truncated:
             end = "blocked"
             break
         if deviating >= deviation_steps:
@@ -411,6 +484,7 @@ class EvalReport:
             "intersections": self.config.intersections,
             "timeout_kmh": self.config.timeout_kmh,
             "blocked_s": self.config.blocked_s,
+            "blocked_speed": self.config.blocked_speed,
             "penalties": {**PENALTIES, "off_road": "x (1 - off-road fraction)"},
             "wall_s": self.wall_s,
             "agents": {
@@ -429,8 +503,8 @@ class EvalReport:
             f"Protocol `{cfg.protocol}`: town seeds {list(cfg.seeds)}, one fixed route each "
             f"(≥ {cfg.route_m:g} m, ≥ {cfg.intersections} intersections), "
             f"{PROTOCOLS[cfg.protocol]}. A route ends when completed, at its timeout "
-            f"(length at {cfg.timeout_kmh:g} km/h), when blocked ({cfg.blocked_s:g} s without "
-            f"progress) or when the car deviates > {cfg.deviation_m:g} m. Driving score = "
+            f"(length at {cfg.timeout_kmh:g} km/h), when blocked (less than "
+            f"{cfg.blocked_speed * cfg.blocked_s:g} m of progress in {cfg.blocked_s:g} s) or when the car deviates > {cfg.deviation_m:g} m. Driving score = "
             "route completion × "
             + " × ".join(f"{v}^{k}" for k, v in PENALTIES.items())
             + " × on-road fraction (see `agents/evaluate.py`).",

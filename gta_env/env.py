@@ -135,7 +135,8 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``distance`` (metres driven this episode), ``collisions``, ``off_road_frames``,
     ``red_lights``, ``unstucks``, ``purposes_reached``, ``events`` (this step's infractions:
     dicts with ``kind`` in ``collision``/``red_light``/``off_road``/``stuck`` and, for
-    collisions, ``category`` (``vehicle``/``pedestrian``/``static``) and ``other``),
+    collisions, ``category`` (``vehicle``/``pedestrian``/``static``), ``other`` and ``actor``,
+    which one of its kind was hit, -1 for static bodies),
     ``unstuck_phase``, and
     ``expert_action`` (the autopilot's action for the returned observation, in this env's action
     format) when the backend has an expert, and ``expert_target_speed`` (m/s, the speed those
@@ -338,7 +339,9 @@ class GTA5DriveEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             progress = min(max(prev.route_remaining - tel.route_remaining, -bound), bound)
             reward += cfg.reward_progress * progress
         for c in tel.collisions:
-            events.append({"kind": "collision", "category": c.kind, "other": c.other})
+            events.append(
+                {"kind": "collision", "category": c.kind, "other": c.other, "actor": c.actor}
+            )
             self._counters["collisions"] += 1
             reward -= cfg.penalty_collision
         for kind in tel.infractions:

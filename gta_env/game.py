@@ -69,11 +69,15 @@ class CollisionEvent:
         other: what was hit, e.g. ``"building"``, ``"pole"``, ``"tree"``, ``"parked_car"``,
             ``"traffic_car"``, ``"wall"``.
         impulse: magnitude of the contact, when the backend knows it (else 0).
+        actor: which one of its kind was hit (a traffic car's or walker's index), so that
+            scoring can tell two cars from one car hit twice; -1 for static bodies and where
+            the backend cannot tell.
     """
 
     kind: str
     other: str
     impulse: float = 0.0
+    actor: int = -1
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(
         p,
         EvalConfig,
-        only=("protocol", "seeds", "route_m", "intersections", "timeout_kmh", "blocked_s"),
+        only=(
+            "protocol",
+            "seeds",
+            "route_m",
+            "intersections",
+            "timeout_kmh",
+            "blocked_s",
+            "blocked_speed",
+        ),
     )
     p.add_argument(
         "--weather",

@@ -91,7 +91,7 @@ class Pedestrians:
         self.speed = rng.uniform(1.2, 1.7, count)
         self.nodes: list[NodePath] = []
         for i in range(count):
-            node = physics.add_dynamic_box("pedestrian", PEDESTRIAN_HALF)
+            node = physics.add_dynamic_box("pedestrian", PEDESTRIAN_HALF, actor=i)
             shirt = _SHIRTS[int(rng.integers(len(_SHIRTS)))]
             node.attachNewNode(walker_mesh(shirt, light, f"walker{i}"))
             self.nodes.append(node)

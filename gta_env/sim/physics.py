@@ -177,9 +177,16 @@ class Physics:
         self.solid_cells = SolidCells(bodies, town.bounds)
         """Where a ray could meet a static solid: lets ray casting skip what cannot hit."""
 
-    def add_dynamic_box(self, name: str, half: tuple[float, float, float]) -> NodePath:
-        """A kinematic box (e.g. a traffic car) that the player can hit and sensors can see."""
+    def add_dynamic_box(
+        self, name: str, half: tuple[float, float, float], actor: int = -1
+    ) -> NodePath:
+        """A kinematic box (e.g. a traffic car) that the player can hit and sensors can see.
+
+        ``actor`` (its index among the bodies of its kind) comes back in the
+        :class:`CollisionEvent` of a contact with it.
+        """
         node = BulletRigidBodyNode(name)
+        node.setTag("actor", str(actor))
         node.addShape(BulletBoxShape(Vec3(*half)), TransformState.makePos(Point3(0, 0, half[2])))
         node.setKinematic(True)
         np_ = self.root.attachNewNode(node)
@@ -207,16 +214,19 @@ class Physics:
         """
         self._frame += 1
         result = self.world.contactTest(body)
-        started = set()
+        started: dict[str, int] = {}
         for contact in result.getContacts():
             other = contact.getNode1() if contact.getNode0() == body else contact.getNode0()
             name = other.getName()
             if name == "ground":
                 continue
             if self._frame - self._last_touch.get(name, -CONTACT_DEBOUNCE - 1) > CONTACT_DEBOUNCE:
-                started.add(name)
+                started[name] = int(other.getTag("actor") or -1)
             self._last_touch[name] = self._frame
-        return tuple(CollisionEvent(collision_category(name), name) for name in sorted(started))
+        return tuple(
+            CollisionEvent(collision_category(name), name, actor=started[name])
+            for name in sorted(started)
+        )
 
     def close(self) -> None:
         """Detach every body."""

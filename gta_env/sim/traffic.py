@@ -211,7 +211,7 @@ class Traffic:
                 break
             directed, point = spot
             taken.append((float(point[0]), float(point[1])))
-            node = physics.add_dynamic_box("traffic_car", CAR_HALF)
+            node = physics.add_dynamic_box("traffic_car", CAR_HALF, actor=i)
             color = _COLORS[int(rng.integers(len(_COLORS)))]
             visual = node.attachNewNode(car_mesh(color, light, f"traffic{i}"))
             self.lights.append(CarLights(visual, light, beam=False))

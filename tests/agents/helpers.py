@@ -125,6 +125,7 @@ class ScriptedInfoEnv(gym.Env):
             "speed": 15.0,
             "on_road": on_road,
             "distance": moved,
+            "position": np.array([0.0, moved]),
             "collisions": self.collisions,
         }
 

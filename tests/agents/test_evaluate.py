@@ -15,6 +15,7 @@ from agents.evaluate import (
     PENALTY_RED_LIGHT,
     PENALTY_STATIC,
     PENALTY_VEHICLE,
+    CollisionCounter,
     EvalConfig,
     agent_factory,
     evaluate,
@@ -93,7 +94,7 @@ def test_scripted_infractions_are_counted_and_penalised():
         events={
             10: [{"kind": "collision", "category": "vehicle", "other": "traffic_car"}],
             20: [{"kind": "collision", "category": "static", "other": "building"}],
-            21: [{"kind": "collision", "category": "static", "other": "pole"}],
+            60: [{"kind": "collision", "category": "static", "other": "pole"}],
             30: [{"kind": "collision", "category": "pedestrian", "other": "pedestrian"}],
             40: [{"kind": "red_light"}],
         },
@@ -119,6 +120,42 @@ def test_scripted_infractions_are_counted_and_penalised():
     assert result.collisions_per_km == pytest.approx(4 / km)
     assert result.red_lights_per_km == pytest.approx(1 / km)
     assert PENALTIES == {"pedestrian": 0.5, "vehicle": 0.6, "static": 0.65, "red_light": 0.7}
+
+
+def test_collisions_count_by_carlas_rule():
+    """A contact is not counted again with the same actor within 5 s, nor within 3 m of a
+    counted collision's place, whatever the env reports."""
+    c = CollisionCounter()
+    walker = {"kind": "collision", "category": "pedestrian", "other": "pedestrian", "actor": 3}
+    car = {"kind": "collision", "category": "vehicle", "other": "traffic_car", "actor": 1}
+    wall = {"kind": "collision", "category": "static", "other": "wall", "actor": -1}
+
+    def counts(event, x, t):
+        c.step((x, 0.0), t)
+        return c.counts(event, (x, 0.0), t)
+
+    assert counts(walker, 0.0, 0.0)
+    assert not counts(walker, 0.5, 1.0)  # the same walker, 1 s later: not again
+    assert not counts(car, 2.0, 2.0)  # another actor, but within 3 m of that place
+    assert not counts(walker, 20.0, 3.0)  # the walker again, elsewhere, but only 3 s later...
+    assert counts(walker, 20.0, 5.5)  # ... and 5.5 s later: a new collision
+    assert counts(car, 30.0, 6.0)  # another actor, elsewhere
+    assert counts(walker, 40.0, 7.0)  # the last one hit was the car
+    assert counts(wall, 60.0, 10.0) and not counts(wall, 61.0, 11.0)  # statics: place only
+    assert counts(wall, 70.0, 12.0)
+    assert counts(wall, 60.0, 13.0)  # the car went > 5 m away, the place was forgotten
+
+
+def test_pressing_against_a_walker_is_one_collision():
+    """A learner that stands pressed against a walker touches it every few frames: one
+    collision, not one per touch (the env still reports every touch)."""
+    touch = [{"kind": "collision", "category": "pedestrian", "other": "pedestrian", "actor": 0}]
+    env = ScriptedInfoEnv(events={t: touch for t in range(20, 400, 20)}, stall_at=20, route_m=100.0)
+    stats = run_route(
+        env, ScriptedAgent([[0.5, 0.0]]), seed=0, config=EvalConfig(seeds=(0,), blocked_s=15.0)
+    )
+    assert env.collisions > 1
+    assert stats.collisions_pedestrian == 1
 
 
 @pytest.mark.parametrize(

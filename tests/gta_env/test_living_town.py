@@ -203,6 +203,7 @@ def test_traffic_keeps_the_rules_and_never_deadlocks(game):
 def test_never_braking_runs_red_lights_and_hits_walkers(make_env):
     env = make_env(hood_size=(36, 64), traffic=8, pedestrians=40, max_episode_steps=10**6)
     kinds: dict[str, int] = {}
+    actors: dict[str, set[int]] = {}
     for town in (0, 1):
         _, info = env.reset(seed=town, options={"town_seed": town})
         for _ in range(2700):
@@ -211,8 +212,15 @@ def test_never_braking_runs_red_lights_and_hits_walkers(make_env):
             for e in info["events"]:
                 key = e["kind"] + (":" + e["category"] if "category" in e else "")
                 kinds[key] = kinds.get(key, 0) + 1
+                if e["kind"] == "collision":
+                    actors.setdefault(e["other"], set()).add(e["actor"])
     assert kinds.get("red_light", 0) >= 1, kinds
     assert kinds.get("collision:pedestrian", 0) >= 1, kinds
+    # Every walker and traffic car hit is named by its index; static bodies by -1.
+    assert actors["pedestrian"] <= set(range(40)), actors
+    assert all(
+        ids == {-1} for other, ids in actors.items() if other not in ("pedestrian", "traffic_car")
+    ), actors
 
 
 def test_a_random_driver_holding_its_actions_runs_red_lights_and_hits_walkers(make_env):
