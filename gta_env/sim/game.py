@@ -692,7 +692,7 @@ class SimGame:
         _, physics = self._require()
         step = STEP_PIECE
         # The path ahead is cut into 5 m pieces from 3 m ahead of the centre, each swept by
-        # three parallel rays (left edge, centre, right edge); the geometry of every piece is
+        # seven parallel rays across the car's width; the geometry of every piece is
         # worked out at once, the rays are cast in order until the first hit. A first, short
         # piece starts just behind the bumper (the car's own body is not seen): a car already
         # touching the bumper sits where the 3 m rays would start inside it, and a ray that
@@ -771,8 +771,10 @@ STEP_PIECE = 5.0
 """Metres of look-ahead path per piece of the expert's ray sweep."""
 _PIECE_SAMPLES = np.linspace(0.0, 1.0, int(np.ceil(STEP_PIECE / SolidCells.SPACING)) + 1)
 """Fractions along a ray piece where the solid grid is asked (at most a grid spacing apart)."""
-_RAY_OFFSETS = np.array([-0.9, 0.0, 0.9])[None, :, None]
-"""Lateral offsets of a piece's three rays (left edge, centre, right edge), metres."""
+_RAY_OFFSETS = np.linspace(-1.0, 1.0, 7)[None, :, None]
+"""Lateral offsets of a piece's seven rays, metres: 0.1 m beyond the car's sides, 0.33 m apart,
+closer than a walker (0.6 × 0.5 m) is wide. Three rays 0.9 m apart let a walker stand between
+them, and the expert drove into one crossing in front of it."""
 _TO_RIGHT = np.array([1.0, -1.0])
 """Signs that turn a reversed direction ``(dy, dx)`` into its right-hand normal ``(dy, -dx)``."""
 BUMPER_RAY = FRONT - 0.3

@@ -254,3 +254,30 @@ def test_the_expert_brakes_for_a_car_touching_its_bumper():
         assert game.expert_action().brake > 0.5
     finally:
         game.close()
+
+
+@pytest.mark.parametrize("offset", [-1.2, -0.95, -0.45, 0.0, 0.45, 0.95, 1.2])
+def test_the_expert_sees_a_walker_anywhere_across_its_path(offset):
+    """A walker (0.6 × 0.5 m) standing 8 m ahead is seen wherever it stands across the car's
+    width and a little beyond it: the sweep's rays lie closer together than a walker is wide
+    (with three rays 0.9 m apart, one at 0.45 m stood between them, and the expert drove into
+    a walker crossing in front of it)."""
+    game = SimGame(SimConfig(cameras=(), pedestrians=1))
+    try:
+        game.load(3)
+        game.new_purpose(np.random.default_rng(0))
+        for _ in range(30):
+            game.step(game.expert_action())
+        route, s = game.route, game._s
+        p, q = route.points_lerp(np.array([s + 8.0, s + 9.0]))
+        d = (q - p) / np.linalg.norm(q - p)
+        right = np.array([d[1], -d[0]])
+        xy = p + right * offset
+        walkers = game.pedestrians
+        walkers._positions[0] = xy
+        heading = float(np.degrees(np.arctan2(-d[0], d[1])))  # facing along the path: 0.5 m across
+        walkers.nodes[0].setPosHpr(float(xy[0]), float(xy[1]), 0.0, heading, 0, 0)
+        game.physics.world.doPhysics(1e-4, 1, 1e-4)
+        assert game._cast_rays(route, s, 30.0) < 9.0, offset
+    finally:
+        game.close()
