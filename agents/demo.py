@@ -213,11 +213,11 @@ class DemoConfig:
     speed_target: float = 15.0
     overshoot: float = 1.0
     outputs: tuple[str, str] = ("regression", "regression")
-    train_steps: int = 3000
-    dagger_rounds: int = 1
+    train_steps: int = 2500
+    dagger_rounds: int = 2
     dagger_towns: int = 16
     dagger_steps: int = 0
-    dagger_train_steps: int = 1500
+    dagger_train_steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
     traffic: int = 8
@@ -265,6 +265,7 @@ class DemoConfig:
             eval_towns=(1000, 1001),
             collect_steps=900,
             train_steps=500,
+            dagger_rounds=1,
             dagger_towns=4,
             dagger_train_steps=250,
             eval_route_m=600.0,

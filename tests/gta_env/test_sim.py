@@ -230,15 +230,21 @@ def test_the_pruned_ray_sweep_finds_what_the_full_sweep_finds(monkeypatch):
         game.close()
 
 
+def _expert_underway(config: SimConfig, *, steps: int) -> SimGame:
+    """Town 3 with the expert ``steps`` frames into its drive."""
+    game = SimGame(config)
+    game.load(3)
+    game.new_purpose(np.random.default_rng(0))
+    for _ in range(steps):
+        game.step(game.expert_action())
+    return game
+
+
 def test_the_expert_brakes_for_a_car_touching_its_bumper():
     """A car standing right against the front bumper (the rays from 3 m ahead would start
     inside it) is seen: the look-ahead reports it, and the expert brakes instead of pushing."""
-    game = SimGame(SimConfig(cameras=(), traffic=1))
+    game = _expert_underway(SimConfig(cameras=(), traffic=1), steps=60)
     try:
-        game.load(3)
-        game.new_purpose(np.random.default_rng(0))
-        for _ in range(60):
-            game.step(game.expert_action())
         route, s = game.route, game._s
         # The traffic car 4.4 m ahead along the route (its rear 0.05 m from our bumper).
         p, q = route.points_lerp(np.array([s + 4.4, s + 5.4]))
@@ -262,12 +268,8 @@ def test_the_expert_sees_a_walker_anywhere_across_its_path(offset):
     width and a little beyond it: the sweep's rays lie closer together than a walker is wide
     (with three rays 0.9 m apart, one at 0.45 m stood between them, and the expert drove into
     a walker crossing in front of it)."""
-    game = SimGame(SimConfig(cameras=(), pedestrians=1))
+    game = _expert_underway(SimConfig(cameras=(), pedestrians=1), steps=30)
     try:
-        game.load(3)
-        game.new_purpose(np.random.default_rng(0))
-        for _ in range(30):
-            game.step(game.expert_action())
         route, s = game.route, game._s
         p, q = route.points_lerp(np.array([s + 8.0, s + 9.0]))
         d = (q - p) / np.linalg.norm(q - p)
