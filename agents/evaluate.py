@@ -504,7 +504,8 @@ class EvalReport:
             f"(≥ {cfg.route_m:g} m, ≥ {cfg.intersections} intersections), "
             f"{PROTOCOLS[cfg.protocol]}. A route ends when completed, at its timeout "
             f"(length at {cfg.timeout_kmh:g} km/h), when blocked (less than "
-            f"{cfg.blocked_speed * cfg.blocked_s:g} m of progress in {cfg.blocked_s:g} s) or when the car deviates > {cfg.deviation_m:g} m. Driving score = "
+            f"{cfg.blocked_speed * cfg.blocked_s:g} m of progress in {cfg.blocked_s:g} s) "
+            f"or when the car deviates > {cfg.deviation_m:g} m. Driving score = "
             "route completion × "
             + " × ".join(f"{v}^{k}" for k, v in PENALTIES.items())
             + " × on-road fraction (see `agents/evaluate.py`).",

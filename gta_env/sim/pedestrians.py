@@ -80,9 +80,10 @@ class Pedestrians:
         if zebras == 0:
             count = 0
         half = layout.town.config.road_half_width
-        # Where walkers wait: 0.7 m before the sidewalk's far edge (1.8 m into the default one). At 1.0 m a walker waiting at a
-        # zebra's end stood in the sweep of a car turning close to the corner; the car waited
-        # for the walker and the walker for the car, for ever (town 6001).
+        # Where walkers wait: 0.7 m before the sidewalk's far edge (1.8 m into the default
+        # one). At 1.0 m a walker waiting at a zebra's end stood in the sweep of a car turning
+        # close to the corner; the car waited for the walker and the walker for the car, for
+        # ever (town 6001).
         self.wait_lat = half + max(layout.town.config.sidewalk_width - 0.7, 0.5)
         self.road_lat = half + 0.3  # |lateral| below this is the carriageway (and a bit)
         self.zebra = rng.integers(zebras, size=count) if count else np.zeros(0, np.int64)
